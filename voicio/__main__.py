@@ -1,0 +1,7 @@
+"""Allow `python -m voicio`."""
+
+import sys
+
+from voicio.cli import main
+
+sys.exit(main())

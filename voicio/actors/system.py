@@ -1,0 +1,125 @@
+"""Start and stop Voicio's actors as one system."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from psycopg_pool import ConnectionPool
+from pykka import ActorDeadError, ActorRef, Timeout
+
+from voicio.actors.chat import ChatActor, ChatDeps
+from voicio.actors.dispatch import Dispatcher
+from voicio.actors.futures import CallbackFuture
+from voicio.actors.gemini_pool import GeminiPool, ModelClient
+from voicio.actors.ports import TelegramPort
+from voicio.actors.runner import AsyncRunner
+from voicio.actors.stats import Stats
+from voicio.actors.storage import StorageActor, StorageClient
+from voicio.actors.supervisor import (
+    GetSnapshot,
+    ReplayPending,
+    Route,
+    Supervisor,
+    SupervisorSnapshot,
+)
+from voicio.audio.prepare import AudioPreparer
+from voicio.domain import Inbound
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """The knobs of the actor system."""
+
+    gemini_concurrency: int = 8
+    gemini_max_attempts: int = 6
+    chat_threads: int = 8
+    chat_idle_seconds: float = 120.0
+    stats_interval_seconds: float = 60.0
+    max_file_bytes: int = 20 * 1024 * 1024
+
+
+class ActorSystem:
+    """The Supervisor, its ChatActors, the GeminiPool and the StorageActor."""
+
+    def __init__(
+        self,
+        *,
+        config: SystemConfig,
+        db_pool: ConnectionPool,
+        model: ModelClient,
+        port: TelegramPort,
+        loop: asyncio.AbstractEventLoop,
+        parse_update: Callable[[dict[str, Any]], Inbound | None],
+    ) -> None:
+        self.stats = Stats()
+        self.runner = AsyncRunner(loop)
+        self._closing = threading.Event()
+        self._storage_ref = StorageActor.start(db_pool, self._closing)
+        self.storage = StorageClient(self._storage_ref)
+        self.dispatcher = Dispatcher("chat", config.chat_threads)
+        self._pool_ref = GeminiPool.start(
+            client=model,
+            audio=AudioPreparer(port.download, config.max_file_bytes),
+            runner=self.runner,
+            stats=self.stats,
+            limit=config.gemini_concurrency,
+            max_attempts=config.gemini_max_attempts,
+        )
+        deps = ChatDeps(
+            dispatcher=self.dispatcher,
+            storage=self.storage,
+            pool=self._pool_ref,
+            port=port,
+            runner=self.runner,
+            stats=self.stats,
+            parse_update=parse_update,
+            max_file_bytes=config.max_file_bytes,
+        )
+
+        def make_chat(chat_id: int, supervisor: ActorRef[Any]) -> ActorRef[Any]:
+            return ChatActor.start(chat_id, supervisor, deps)
+
+        self._supervisor = Supervisor.start(
+            make_chat=make_chat,
+            storage=self.storage,
+            pool=self._pool_ref,
+            runner=self.runner,
+            stats=self.stats,
+            idle_seconds=config.chat_idle_seconds,
+            stats_interval=config.stats_interval_seconds,
+        )
+
+    def route(self, event: Inbound) -> None:
+        """Hand a stored update to its chat's actor."""
+        self._supervisor.tell(Route(event))
+
+    def replay_pending(self) -> None:
+        """Restart work on every update left unfinished by an earlier run."""
+        self._supervisor.tell(ReplayPending())
+
+    def snapshot(self) -> CallbackFuture[SupervisorSnapshot]:
+        future = self._supervisor.ask(GetSnapshot(), block=False)
+        return cast(CallbackFuture[SupervisorSnapshot], future)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every actor; unfinished work stays in the inbox for the next run."""
+        self._closing.set()
+        for ref in (self._supervisor, self._pool_ref):
+            _stop(ref, timeout)
+        # ChatActors run on the dispatcher; their pending updates are replayed.
+        self.dispatcher.shutdown(timeout)
+        _stop(self._storage_ref, timeout)
+
+
+def _stop(ref: ActorRef[Any], timeout: float) -> None:
+    try:
+        ref.stop(block=True, timeout=timeout)
+    except (Timeout, ActorDeadError):
+        logger.warning("%s did not stop within %.0fs", ref, timeout)

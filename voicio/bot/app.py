@@ -1,0 +1,81 @@
+"""The Telegram edge: PTB receives updates and hands them to the actors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    TypeHandler,
+)
+
+from voicio.actors.storage import StorageClient
+from voicio.bot.inbound import UpdateReader
+from voicio.bot.updates import PersistingUpdateQueue
+from voicio.domain import Inbound
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+PtbApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def build_application(
+    *,
+    token: str,
+    base_url: str,
+    base_file_url: str,
+    update_queue: PersistingUpdateQueue,
+    rate_limit: bool,
+) -> PtbApplication:
+    """Build PTB's Application; Voicio does all processing in its actors."""
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(base_file_url)
+        .update_queue(update_queue)
+    )
+    if rate_limit:
+        # Telegram's per-chat and per-group limits, with RetryAfter honoured.
+        limiter = AIORateLimiter(max_retries=3)
+        # The builder's generic parameters do not follow a limiter swapped in
+        # after construction; the types line up at run time.
+        builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
+    return builder.build()
+
+
+class Edge:
+    """Read each update and route it; nothing else happens on the event loop."""
+
+    def __init__(
+        self,
+        reader: UpdateReader,
+        route: Callable[[Inbound], None],
+        storage: StorageClient,
+    ) -> None:
+        self._reader = reader
+        self._route = route
+        self._storage = storage
+
+    def install(self, application: PtbApplication) -> None:
+        application.add_handler(TypeHandler(Update, self.on_update))
+
+    async def on_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            event = self._reader.read(update)
+        except Exception:
+            logger.exception("Update %s could not be read; skipped", update.update_id)
+            self._storage.finish_update(update.update_id, "unreadable")
+            return
+        if event is None:
+            self._storage.finish_update(update.update_id, "ignored")
+            return
+        self._route(event)
