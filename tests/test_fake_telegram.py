@@ -97,6 +97,11 @@ async def wait_for(
     await asyncio.to_thread(fake.wait_until, predicate, 5.0, what)
 
 
+def polling(fake: FakeTelegram) -> bool:
+    """Tell whether a getUpdates call has been read and is being handled."""
+    return any(r.params for r in fake.requests("getUpdates"))
+
+
 def keyboard(*data: str) -> InlineKeyboardMarkup:
     """Build a one-row inline keyboard with the given callback data."""
     return InlineKeyboardMarkup(
@@ -130,7 +135,7 @@ def test_long_poll_returns_pushed_voice_and_offset_confirms(
 ) -> None:
     async def scenario(bot: Bot) -> None:
         poll = asyncio.create_task(bot.get_updates(timeout=5))
-        await wait_for(fake, lambda: bool(fake.requests("getUpdates")), "the poll")
+        await wait_for(fake, lambda: polling(fake), "the long poll")
         assert fake.requests("getUpdates")[0].status == 0  # still waiting
         message_id = fake.send_voice(CHAT, USER, VOICE, duration=4)
         updates = await poll
@@ -150,7 +155,7 @@ def test_long_poll_returns_pushed_voice_and_offset_confirms(
 def test_second_poller_terminates_the_first(fake: FakeTelegram) -> None:
     async def scenario(bot: Bot) -> None:
         first = asyncio.create_task(bot.get_updates(timeout=5))
-        await wait_for(fake, lambda: bool(fake.requests("getUpdates")), "the poll")
+        await wait_for(fake, lambda: polling(fake), "the long poll")
         async with make_bot(fake) as other_instance:
             await other_instance.get_updates(timeout=0)
         with pytest.raises(Conflict, match="terminated by other getUpdates"):
@@ -202,9 +207,10 @@ def test_voice_downloads_byte_identical(fake: FakeTelegram) -> None:
         assert update.message.voice is not None
         file = await bot.get_file(update.message.voice.file_id)
         assert bytes(await file.download_as_bytearray()) == VOICE
-        assert fake.downloads() == [
-            file.file_path.rpartition("/bot")[2].split("/", 1)[1]
-        ]
+        path = fake.requests("getFile")[0].response["result"]["file_path"]
+        assert path.startswith("voice/")
+        assert file.file_path == f"{fake.file_base_url}{fake.token}/{path}"
+        assert fake.downloads() == [path]
 
     run(fake, scenario)
 
@@ -519,6 +525,38 @@ def test_wrong_token_and_unknown_method(fake: FakeTelegram) -> None:
 
     asyncio.run(main())
     assert fake.requests("getMe")[0].status == 401
+
+
+def test_restart_keeps_the_port_and_the_state(fake: FakeTelegram) -> None:
+    fake.send_text(CHAT, USER, "hello")
+
+    async def scenario(bot: Bot) -> None:
+        url = fake.url
+        await asyncio.to_thread(fake.stop)
+        with pytest.raises(NetworkError):
+            await bot.get_updates()
+        await asyncio.to_thread(fake.start)
+        assert fake.url == url
+        first, *_ = await bot.get_updates(timeout=5)
+        assert first.message is not None
+        assert first.message.text == "hello"
+
+    run(fake, scenario)
+
+
+def test_allowed_updates_filters_and_persists(fake: FakeTelegram) -> None:
+    fake.send_text(CHAT, USER, "filtered out")
+
+    async def scenario(bot: Bot) -> None:
+        menu = await bot.send_message(CHAT.id, "menu", reply_markup=keyboard("go"))
+        fake.press_button(CHAT, USER, menu.message_id, "go")
+        updates = await bot.get_updates(allowed_updates=["callback_query"])
+        assert [u.callback_query is not None for u in updates] == [True]
+        fake.send_text(CHAT, USER, "still filtered out")
+        assert await bot.get_updates(offset=updates[0].update_id + 1) == ()
+        assert fake.pending_updates() == 0
+
+    run(fake, scenario)
 
 
 def test_wait_until_times_out_with_message(fake: FakeTelegram) -> None:

@@ -48,6 +48,7 @@ class Settings:
     telegram_rate_limit: bool
     max_file_bytes: int
     shutdown_grace_seconds: float
+    ack_delay_seconds: float
 
     def __repr__(self) -> str:
         # Secrets never reach a log line through a stray repr().
@@ -102,6 +103,7 @@ def load_settings(
         chat_threads=reader.integer("CHAT_THREADS", 8, 1, 256),
         telegram_rate_limit=reader.flag("TELEGRAM_RATE_LIMIT", default=True),
         max_file_bytes=reader.integer("MAX_FILE_BYTES", 20 * 1024 * 1024, 1024, 2**31),
+        ack_delay_seconds=reader.seconds("ACK_DELAY_SECONDS", 0.5, 0.0, 60.0),
         shutdown_grace_seconds=reader.seconds(
             "SHUTDOWN_GRACE_SECONDS", 20.0, 0.0, 3600.0
         ),

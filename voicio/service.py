@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from contextlib import suppress
+import sys
 
 from voicio.actors.system import ActorSystem, SystemConfig
 from voicio.bot.app import ALLOWED_UPDATES, Edge, build_application
@@ -19,6 +19,8 @@ from voicio.storage.embedded import EmbeddedPostgres
 from voicio.storage.migrate import apply_migrations
 
 logger = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -42,6 +44,10 @@ def migrate(settings: Settings) -> list[str]:
 
 def run(settings: Settings) -> None:
     """Run the bot until SIGTERM or SIGINT."""
+    # Actors hand messages between threads many times per voice note; with
+    # the default 5 ms switch interval each hand-off can wait that long for
+    # the GIL while the event loop thread is busy.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     url, embedded = database_url(settings)
     try:
         wait_until_reachable(url, timeout=60)
@@ -88,7 +94,7 @@ async def _serve(settings: Settings, url: str) -> None:
                 parse_update=reader.from_payload,
             )
             queue.attach(system.storage)
-            Edge(reader, system.route, system.storage).install(application)
+            Edge(reader, system.route, system.storage, queue).install(application)
             await application.start()
             system.replay_pending()
             assert application.updater is not None
@@ -103,8 +109,6 @@ async def _serve(settings: Settings, url: str) -> None:
             await application.stop()
             await asyncio.to_thread(system.stop, settings.shutdown_grace_seconds)
     finally:
-        with suppress(Exception):
-            await model.aclose()
         db_pool.close()
 
 
@@ -116,4 +120,5 @@ def _system_config(settings: Settings) -> SystemConfig:
         chat_idle_seconds=settings.chat_idle_seconds,
         stats_interval_seconds=settings.stats_interval_seconds,
         max_file_bytes=settings.max_file_bytes,
+        ack_delay_seconds=settings.ack_delay_seconds,
     )

@@ -11,6 +11,22 @@ updates (served through ``getUpdates`` long polling or pushed to a webhook) and
 inspection methods report what the bot did. All shared state sits behind one
 re-entrant lock whose condition variable is notified on every change, which is
 what :meth:`FakeTelegram.wait_until` waits on.
+
+Typical use in a test::
+
+    with FakeTelegram() as telegram:
+        bot = Bot(
+            telegram.token,
+            base_url=telegram.base_url,
+            base_file_url=telegram.file_base_url,
+        )
+        ann = FakeUser(7, "Ann")
+        telegram.send_voice(FakeChat(7, "private"), ann, audio, duration=3)
+        (reply,) = telegram.wait_for_messages(7, 1)
+
+Note that python-telegram-bot rewrites ``Bad Request`` descriptions: it drops
+the prefix and applies ``str.capitalize`` (so ``BUTTON_DATA_INVALID`` reaches
+the bot as ``Button_data_invalid``); compare error texts case-insensitively.
 """
 
 from __future__ import annotations
@@ -497,19 +513,24 @@ async def _read_multipart(request: web.Request, raw: JSON) -> None:
         raw[part.name] = _Upload(part.filename, content_type, data)
 
 
+async def _read_json(request: web.Request) -> JSON:
+    """Read a JSON object body."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _bad("can't parse JSON request body") from None
+    if not isinstance(body, dict):
+        raise _bad("JSON request body must be an object")
+    return body
+
+
 async def _read_params(request: web.Request) -> JSON:
     """Collect query, form, multipart or JSON parameters of a request."""
     raw: JSON = dict(request.query)
     if request.body_exists:
         ctype = request.content_type
         if ctype == "application/json":
-            try:
-                body = await request.json()
-            except ValueError:
-                raise _bad("can't parse JSON request body") from None
-            if not isinstance(body, dict):
-                raise _bad("JSON request body must be an object")
-            raw.update(body)
+            raw.update(await _read_json(request))
         elif ctype.startswith("multipart/"):
             await _read_multipart(request, raw)
         else:
@@ -1393,6 +1414,7 @@ class FakeTelegram:
         self._wake = asyncio.Event()
         self._spawn(self._webhook_loop())
         with self._cond:
+            self._pulse_pending = False
             self._serving = True
 
     async def _shutdown(self) -> None:
@@ -2009,7 +2031,7 @@ class FakeTelegram:
             msg = state.messages.get(message_id) if state else None
             if state is None or msg is None or msg.sent is None:
                 raise ValueError(f"no bot message {message_id} in chat {chat.id}")
-            message = msg.data
+            message = dict(msg.data)
             if msg.deleted:
                 message = {"chat": state.info, "message_id": message_id, "date": 0}
             self._users[user.id] = user

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -41,7 +41,7 @@ from voicio.actors.ports import (
 )
 from voicio.actors.runner import AsyncRunner, Outcome
 from voicio.actors.stats import Stats
-from voicio.actors.storage import ChatState, NotePreparation, NoteView, StorageClient
+from voicio.actors.storage import ChatState, NoteView, StorageClient
 from voicio.domain import (
     AudioIn,
     CallbackIn,
@@ -55,7 +55,7 @@ from voicio.domain import (
     Usage,
 )
 from voicio.i18n import Translator, pick_language, translator
-from voicio.storage.repository import NewNote
+from voicio.storage.repository import NewNote, NotePrep
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ class ChatDeps:
     stats: Stats
     parse_update: Callable[[dict[str, Any]], Inbound | None]
     max_file_bytes: int
+    # A note still unanswered after this long gets a 👀 reaction, so the user
+    # knows it arrived; a faster answer is its own acknowledgement.
+    ack_delay: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,13 @@ class _Resumed:
 
     token: int
     outcome: Outcome[Any]
+
+
+@dataclass(frozen=True)
+class _AckDue:
+    """Time to acknowledge a note if it is still unanswered."""
+
+    message_id: int
 
 
 @dataclass
@@ -114,7 +124,11 @@ class ChatActor(DispatchedActor):
         self._supervisor = supervisor
         self._deps = deps
         self._settings: ChatSettings | None = None
-        self._backlog: list[Inbound] = []
+        # Delivered updates, each with the future that says whether the inbox
+        # saw it for the first time; taken strictly in order.
+        self._arrivals: deque[tuple[Inbound, CallbackFuture[bool] | None]] = deque()
+        self._awaiting_arrival = False
+        self._pending_at_load: set[int] = set()
         self._last_update_id = 0
         self._notes: OrderedDict[int, _NoteTask] = OrderedDict()
         self._waiting: dict[int, Callable[[Outcome[Any]], None]] = {}
@@ -140,10 +154,13 @@ class ChatActor(DispatchedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Deliver(event=event):
-                self._accept(event)
+            case Deliver(event=event, stored=stored):
+                self._arrivals.append((event, stored))
+                self._take_arrivals()
             case _Resumed(token=token, outcome=outcome):
                 self._waiting.pop(token)(outcome)
+            case _AckDue(message_id=message_id):
+                self._acknowledge(message_id)
             case JobDone(job=job):
                 self._waiting.pop(job.tag)(Outcome(message))
             case Passivate():
@@ -157,7 +174,7 @@ class ChatActor(DispatchedActor):
     @property
     def busy(self) -> bool:
         return bool(
-            self._settings is None or self._backlog or self._notes or self._waiting
+            self._settings is None or self._arrivals or self._notes or self._waiting
         )
 
     def _report_idle(self) -> None:
@@ -222,23 +239,57 @@ class ChatActor(DispatchedActor):
         state = outcome.value
         assert state is not None
         self._settings = state.settings or ChatSettings()
+        self._pending_at_load = {pending.update_id for pending in state.pending}
+        # Updates being delivered are in the inbox too; parse only the others
+        # (reading a stored update back costs more than all the rest).
+        arriving = {event.update_id for event, _ in self._arrivals}
         replayed = [
-            e for p in state.pending if (e := self._deps.parse_update(p.payload))
+            event
+            for pending in state.pending
+            if pending.update_id not in arriving
+            and (event := self._deps.parse_update(pending.payload))
         ]
         if replayed:
-            logger.debug(
-                "Chat %s: %d unfinished updates in the inbox",
-                self.chat_id,
-                len(replayed),
+            logger.info(
+                "Chat %s: resuming %d unfinished updates", self.chat_id, len(replayed)
             )
-        backlog, self._backlog = self._backlog, []
-        for event in sorted([*replayed, *backlog], key=lambda e: e.update_id):
+        for event in sorted(replayed, key=lambda e: e.update_id):
             self._accept(event)
+        self._take_arrivals()
+
+    def _take_arrivals(self) -> None:
+        """Accept delivered updates in order, each once its store is answered."""
+        while self._settings is not None and self._arrivals:
+            if self._awaiting_arrival:
+                return
+            event, stored = self._arrivals[0]
+            if stored is not None and not stored.done():
+                self._awaiting_arrival = True
+                self._await(stored, self._on_arrival_stored)
+                return
+            self._arrivals.popleft()
+            if stored is None or self._is_fresh(event, stored):
+                self._accept(event)
+
+    def _on_arrival_stored(self, _: Outcome[bool]) -> None:
+        self._awaiting_arrival = False
+        self._take_arrivals()
+
+    def _is_fresh(self, event: Inbound, stored: CallbackFuture[bool]) -> bool:
+        new, error = stored.outcome()
+        if error is not None or new:
+            # An error: the edge keeps retrying the store; the work goes on.
+            return True
+        if event.update_id in self._pending_at_load:
+            return True  # stored before a restart and never finished
+        logger.info(
+            "Chat %s: update %s was handled before; not again",
+            self.chat_id,
+            event.update_id,
+        )
+        return False
 
     def _accept(self, event: Inbound) -> None:
-        if self._settings is None:
-            self._backlog.append(event)
-            return
         if event.update_id <= self._last_update_id:
             return  # a replay of something already under way
         self._last_update_id = event.update_id
@@ -278,10 +329,7 @@ class ChatActor(DispatchedActor):
         if size is not None and size > self._deps.max_file_bytes:
             self._fail(task, "too_big")
             return
-        self._io(
-            self._deps.port.react(self.chat_id, event.message_id, RECEIVED_REACTION),
-            lambda outcome: self._log_failure("reaction", outcome),
-        )
+        self._schedule_ack(event.message_id)
         note = NewNote(
             chat_id=self.chat_id,
             message_id=event.message_id,
@@ -295,7 +343,27 @@ class ChatActor(DispatchedActor):
         prepared = self._deps.storage.prepare_note(note, task.summary_language)
         self._await(prepared, lambda outcome: self._on_prepared(task, outcome))
 
-    def _on_prepared(self, task: _NoteTask, outcome: Outcome[NotePreparation]) -> None:
+    def _schedule_ack(self, message_id: int) -> None:
+        me = self.actor_ref
+
+        def due() -> None:
+            try:
+                me.tell(_AckDue(message_id))
+            except ActorDeadError:
+                logger.debug("Chat %s stopped before its acknowledgement", self.chat_id)
+
+        self._deps.runner.call_later(self._deps.ack_delay, due)
+
+    def _acknowledge(self, message_id: int) -> None:
+        task = self._notes.get(message_id)
+        if task is None or task.sending:
+            return  # answered already: the answer is the acknowledgement
+        self._io(
+            self._deps.port.react(self.chat_id, message_id, RECEIVED_REACTION),
+            lambda outcome: self._log_failure("reaction", outcome),
+        )
+
+    def _on_prepared(self, task: _NoteTask, outcome: Outcome[NotePrep]) -> None:
         if outcome.error is not None or outcome.value is None:
             logger.error(
                 "Chat %s note %s: could not record the note: %r",

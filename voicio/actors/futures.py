@@ -48,6 +48,11 @@ class CallbackFuture(ThreadingFuture[T], Generic[T]):
         super().set_exception(exc_info)
         self._run_callbacks()
 
+    def done(self) -> bool:
+        """Return whether the result (or an error) is set."""
+        with self._condition:
+            return self._result is not None
+
     def outcome(self) -> tuple[T | None, BaseException | None]:
         """Return (value, None) or (None, error) of a finished future."""
         try:

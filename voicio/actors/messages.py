@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from voicio.domain import Inbound
 
 
 @dataclass(frozen=True)
 class Deliver:
-    """An update for the receiving ChatActor's chat (already stored)."""
+    """An update for the receiving ChatActor's chat.
+
+    `stored` (a CallbackFuture[bool]) answers whether the update is new to the
+    inbox; None for updates that need no such check.
+    """
 
     event: Inbound
+    stored: Any = None
 
 
 @dataclass(frozen=True)

@@ -53,17 +53,6 @@ class ChatState:
 
 
 @dataclass(frozen=True)
-class NotePreparation:
-    """What is already known about a note arriving (or arriving again)."""
-
-    transcript: str | None
-    language: str | None
-    summary: str | None
-    reply_ids: list[int]
-    from_cache: bool
-
-
-@dataclass(frozen=True)
 class NoteView:
     """A stored note with its summary in one mode, for buttons and replays."""
 
@@ -217,11 +206,15 @@ class StorageClient:
     def store_update(
         self, update_id: int, chat_id: int | None, payload: dict[str, Any]
     ) -> CallbackFuture[bool]:
-        """Store an update durably; the answer comes after the commit."""
+        """Store an update; True if it is new. `sync()` makes it durable."""
         run = partial(
             repo.store_update, update_id=update_id, chat_id=chat_id, payload=payload
         )
-        return self.ask(Query(run, durable=True, name="store_update"))
+        return self.ask(Query(run, name="store_update"))
+
+    def sync(self) -> CallbackFuture[None]:
+        """Answer once every write sent before this call is committed."""
+        return self.ask(Query(_nothing, durable=True, name="sync"))
 
     def finish_update(self, update_id: int, outcome: str) -> None:
         self.tell(
@@ -236,19 +229,12 @@ class StorageClient:
 
     def load_chat_state(self, chat_id: int) -> CallbackFuture[ChatState]:
         def run(conn: repo.Conn) -> ChatState:
-            return ChatState(
-                repo.load_settings(conn, chat_id), repo.pending_updates(conn, chat_id)
-            )
+            return ChatState(*repo.load_chat_state(conn, chat_id))
 
         return self.ask(Query(run, name="load_chat_state"))
 
     def save_chat(self, chat: ChatRef, sender: Person | None) -> None:
-        def run(conn: repo.Conn) -> None:
-            repo.save_chat(conn, chat)
-            if sender is not None:
-                repo.save_user(conn, sender)
-
-        self.tell(run, "save_chat")
+        self.tell(partial(repo.save_chat, chat=chat, sender=sender), "save_chat")
 
     def save_settings(self, chat_id: int, settings: ChatSettings) -> None:
         self.tell(
@@ -260,13 +246,9 @@ class StorageClient:
 
     def prepare_note(
         self, note: repo.NewNote, summary_language: str
-    ) -> CallbackFuture[NotePreparation]:
+    ) -> CallbackFuture[repo.NotePrep]:
         """Record an arriving note and return what is already known about it."""
-
-        def run(conn: repo.Conn) -> NotePreparation:
-            repo.record_note(conn, note)
-            return _note_preparation(conn, note, summary_language)
-
+        run = partial(repo.prepare_note, note=note, summary_language=summary_language)
         return self.ask(Query(run, name="prepare_note"))
 
     def save_transcription(
@@ -320,12 +302,14 @@ class StorageClient:
         outcome: str,
     ) -> None:
         """Record the replies sent for a note and close its update."""
-
-        def run(conn: repo.Conn) -> None:
-            for part, reply_id in enumerate(reply_ids):
-                repo.record_reply(conn, chat_id, message_id, part, reply_id)
-            repo.finish_update(conn, update_id, outcome)
-
+        run = partial(
+            repo.finish_note,
+            chat_id=chat_id,
+            message_id=message_id,
+            update_id=update_id,
+            reply_ids=reply_ids,
+            outcome=outcome,
+        )
         self.tell(run, "finish_note")
 
     def note_view(
@@ -343,23 +327,5 @@ class StorageClient:
         return self.ask(Query(run, name="note_view"))
 
 
-def _note_preparation(
-    conn: repo.Conn, note: repo.NewNote, summary_language: str
-) -> NotePreparation:
-    stored = repo.load_note(conn, note.chat_id, note.message_id)
-    replies = repo.load_replies(conn, note.chat_id, note.message_id)
-    if stored is not None and stored.transcript is not None:
-        summary = repo.load_summary(
-            conn, note.chat_id, note.message_id, note.mode, summary_language
-        )
-        return NotePreparation(
-            stored.transcript, stored.language, summary, replies, False
-        )
-    cached = repo.cached_transcript(
-        conn, note.audio.file_unique_id, note.mode, summary_language
-    )
-    if cached is not None:
-        return NotePreparation(
-            cached.transcript, cached.language, cached.summary, replies, True
-        )
-    return NotePreparation(None, None, None, replies, False)
+def _nothing(conn: repo.Conn) -> None:
+    """Run no SQL: a durable no-op commits the writes queued before it."""

@@ -25,6 +25,7 @@ from pykka import ActorDeadError, ActorRef, Timeout
 
 from voicio.actors.base import ThreadedActor
 from voicio.actors.dispatch import mailbox_depth
+from voicio.actors.futures import CallbackFuture
 from voicio.actors.gemini_pool import GetPoolStats, PoolStats
 from voicio.actors.messages import (
     ChildFailed,
@@ -46,9 +47,14 @@ ChatFactory = Callable[[int, ActorRef[Any]], ActorRef[Any]]
 
 @dataclass(frozen=True)
 class Route:
-    """An update (already stored) for whichever actor owns its chat."""
+    """An update for whichever actor owns its chat.
+
+    `stored` answers True once the update is in the inbox for the first time,
+    False if it was there already (a redelivery).
+    """
 
     event: Inbound
+    stored: CallbackFuture[bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ class _Replay:
 class _Child:
     ref: ActorRef[Any] | None
     state: str = "running"  # running | passivating | restarting | quarantined
-    buffer: list[Inbound] = field(default_factory=list)
+    buffer: list[Deliver] = field(default_factory=list)
     idle_since: float | None = None
     failures: deque[float] = field(default_factory=deque)
 
@@ -134,8 +140,8 @@ class Supervisor(ThreadedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Route(event=event):
-                self._route(event)
+            case Route():
+                self._route(message)
             case ChildIdle(chat_id=chat_id):
                 self._on_idle(chat_id)
             case Passivated(chat_id=chat_id):
@@ -160,15 +166,16 @@ class Supervisor(ThreadedActor):
 
     # -- routing -----------------------------------------------------------------
 
-    def _route(self, event: Inbound) -> None:
+    def _route(self, route: Route) -> None:
+        event = route.event
         chat_id = event.chat.id
         child = self._children.get(chat_id)
         if child is None:
             child = self._start_child(chat_id)
         if child.state == "passivating":
-            child.buffer.append(event)
+            child.buffer.append(Deliver(event, route.stored))
         elif child.state == "running":
-            self._deliver(chat_id, child, event)
+            self._deliver(chat_id, child, Deliver(event, route.stored))
         else:
             logger.debug(
                 "Chat %s is %s; update %s waits in the inbox",
@@ -177,18 +184,18 @@ class Supervisor(ThreadedActor):
                 event.update_id,
             )
 
-    def _deliver(self, chat_id: int, child: _Child, event: Inbound) -> None:
+    def _deliver(self, chat_id: int, child: _Child, delivery: Deliver) -> None:
         assert child.ref is not None
         child.idle_since = None
         try:
-            child.ref.tell(Deliver(event))
+            child.ref.tell(delivery)
         except ActorDeadError:
             # It crashed and its ChildFailed is on the way; the restart
             # replays this update from the inbox.
             logger.debug(
                 "Chat %s actor is dead; update %s left to the replay",
                 chat_id,
-                event.update_id,
+                delivery.event.update_id,
             )
 
     def _start_child(self, chat_id: int) -> _Child:
@@ -220,8 +227,8 @@ class Supervisor(ThreadedActor):
             return
         # Updates arrived while it was stopping: they need a new actor.
         fresh = self._start_child(chat_id)
-        for event in child.buffer:
-            self._deliver(chat_id, fresh, event)
+        for delivery in child.buffer:
+            self._deliver(chat_id, fresh, delivery)
 
     def _on_declined(self, chat_id: int) -> None:
         child = self._children.get(chat_id)
@@ -229,8 +236,8 @@ class Supervisor(ThreadedActor):
             return
         child.state = "running"
         buffered, child.buffer = child.buffer, []
-        for event in buffered:
-            self._deliver(chat_id, child, event)
+        for delivery in buffered:
+            self._deliver(chat_id, child, delivery)
 
     # -- failures ------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class SystemConfig:
     chat_idle_seconds: float = 120.0
     stats_interval_seconds: float = 60.0
     max_file_bytes: int = 20 * 1024 * 1024
+    ack_delay_seconds: float = 0.5
 
 
 class ActorSystem:
@@ -60,6 +61,7 @@ class ActorSystem:
     ) -> None:
         self.stats = Stats()
         self.runner = AsyncRunner(loop)
+        self._model = model
         self._closing = threading.Event()
         self._storage_ref = StorageActor.start(db_pool, self._closing)
         self.storage = StorageClient(self._storage_ref)
@@ -81,6 +83,7 @@ class ActorSystem:
             stats=self.stats,
             parse_update=parse_update,
             max_file_bytes=config.max_file_bytes,
+            ack_delay=config.ack_delay_seconds,
         )
 
         def make_chat(chat_id: int, supervisor: ActorRef[Any]) -> ActorRef[Any]:
@@ -96,9 +99,9 @@ class ActorSystem:
             stats_interval=config.stats_interval_seconds,
         )
 
-    def route(self, event: Inbound) -> None:
-        """Hand a stored update to its chat's actor."""
-        self._supervisor.tell(Route(event))
+    def route(self, event: Inbound, stored: CallbackFuture[bool] | None = None) -> None:
+        """Hand an update to its chat's actor; `stored` tells if it is new."""
+        self._supervisor.tell(Route(event, stored))
 
     def replay_pending(self) -> None:
         """Restart work on every update left unfinished by an earlier run."""
@@ -116,6 +119,13 @@ class ActorSystem:
         # ChatActors run on the dispatcher; their pending updates are replayed.
         self.dispatcher.shutdown(timeout)
         _stop(self._storage_ref, timeout)
+        # Called off the event loop (which must keep running for this).
+        closing = self.runner.run(self._model.aclose())
+        try:
+            if closing is not None:
+                closing.result(timeout)
+        except Exception:
+            logger.warning("The model client did not close cleanly", exc_info=True)
 
 
 def _stop(ref: ActorRef[Any], timeout: float) -> None:

@@ -15,9 +15,11 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from voicio.actors.futures import CallbackFuture
 from voicio.actors.storage import StorageClient
 from voicio.bot.inbound import UpdateReader
-from voicio.bot.updates import PersistingUpdateQueue
+from voicio.bot.transport import AiohttpRequest
+from voicio.bot.updates import GatedRequest, PersistingUpdateQueue
 from voicio.domain import Inbound
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,10 @@ def build_application(
         .base_url(base_url)
         .base_file_url(base_file_url)
         .update_queue(update_queue)
+        .request(AiohttpRequest(connections=64))
+        # getUpdates long-polls on its own connection, and confirms the last
+        # batch only once all of it is stored.
+        .get_updates_request(GatedRequest(update_queue.wait_stored, connections=1))
     )
     if rate_limit:
         # Telegram's per-chat and per-group limits, with RetryAfter honoured.
@@ -58,17 +64,20 @@ class Edge:
     def __init__(
         self,
         reader: UpdateReader,
-        route: Callable[[Inbound], None],
+        route: Callable[[Inbound, CallbackFuture[bool] | None], None],
         storage: StorageClient,
+        queue: PersistingUpdateQueue,
     ) -> None:
         self._reader = reader
         self._route = route
         self._storage = storage
+        self._queue = queue
 
     def install(self, application: PtbApplication) -> None:
         application.add_handler(TypeHandler(Update, self.on_update))
 
     async def on_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        stored = self._queue.take_outcome(update)
         try:
             event = self._reader.read(update)
         except Exception:
@@ -76,6 +85,7 @@ class Edge:
             self._storage.finish_update(update.update_id, "unreadable")
             return
         if event is None:
+            # For a redelivery of a finished update this changes nothing.
             self._storage.finish_update(update.update_id, "ignored")
             return
-        self._route(event)
+        self._route(event, stored)

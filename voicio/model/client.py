@@ -54,6 +54,13 @@ class _SummaryOutput(BaseModel):
     summary: str
 
 
+# Sent as a plain JSON schema, computed once: handing the SDK the Pydantic
+# class makes it regenerate and convert the schema on every request.
+_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {
+    model: model.model_json_schema() for model in (_NoteOutput, _SummaryOutput)
+}
+
+
 class GeminiClient:
     """One model, one API key; each call is exactly one HTTP request."""
 
@@ -73,7 +80,11 @@ class GeminiClient:
         )
         self._client = genai.Client(api_key=api_key, http_options=options)
         self.model = model
-        self._max_output_tokens = max_output_tokens
+        # Built once: constructing and validating the config costs more CPU
+        # than sending the request.
+        self._configs = {
+            schema: self._config(schema, max_output_tokens) for schema in _SCHEMAS
+        }
 
     async def transcribe(
         self, audio: bytes, mime_type: str, mode: Mode, summary_language: str
@@ -104,23 +115,27 @@ class GeminiClient:
         """Release the HTTP connections."""
         await self._client.aio.aclose()
 
-    async def _generate(
-        self, contents: list[Any], schema: type[OutputT]
-    ) -> tuple[OutputT, Usage]:
-        config = types.GenerateContentConfig(
+    def _config(
+        self, schema: type[BaseModel], max_output_tokens: int
+    ) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
             system_instruction=prompts.SYSTEM,
             response_mime_type="application/json",
-            response_schema=schema,
+            response_json_schema=_SCHEMAS[schema],
             thinking_config=self._thinking_config(),
-            max_output_tokens=self._max_output_tokens,
+            max_output_tokens=max_output_tokens,
             temperature=0.2,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(
                 disable=True
             ),
         )
+
+    async def _generate(
+        self, contents: list[Any], schema: type[OutputT]
+    ) -> tuple[OutputT, Usage]:
         try:
             response = await self._client.aio.models.generate_content(
-                model=self.model, contents=contents, config=config
+                model=self.model, contents=contents, config=self._configs[schema]
             )
         except genai_errors.APIError as exc:
             raise classify_api_error(exc) from exc

@@ -71,12 +71,14 @@ class StoredNote:
 
 
 @dataclass(frozen=True)
-class CachedTranscript:
-    """A transcript of the same audio made earlier, maybe with a summary."""
+class NotePrep:
+    """What is already known about a note arriving (or arriving again)."""
 
-    transcript: str
-    language: str
+    transcript: str | None
+    language: str | None
     summary: str | None
+    reply_ids: list[int]
+    from_cache: bool
 
 
 # -- inbox ---------------------------------------------------------------------
@@ -94,14 +96,23 @@ def store_update(
     return cur.rowcount == 1
 
 
-def pending_updates(conn: Conn, chat_id: int) -> list[PendingUpdate]:
-    """Return a chat's unfinished updates, oldest first."""
-    rows = conn.execute(
-        "SELECT update_id, payload, attempts FROM updates"
-        " WHERE chat_id = %s AND done_at IS NULL ORDER BY update_id",
-        (chat_id,),
-    ).fetchall()
-    return [PendingUpdate(*row) for row in rows]
+def load_chat_state(
+    conn: Conn, chat_id: int
+) -> tuple[ChatSettings | None, list[PendingUpdate]]:
+    """Return a chat's settings and unfinished updates in one round trip."""
+    row = conn.execute(
+        "SELECT c.id, c.language, c.summary_language, c.default_mode, c.timezone,"
+        " c.paused, c.group_policy, (SELECT coalesce(json_agg(json_build_array("
+        "  u.update_id, u.payload, u.attempts) ORDER BY u.update_id), '[]')"
+        "  FROM updates u WHERE u.chat_id = %(id)s AND u.done_at IS NULL)"
+        " FROM (SELECT 1) AS one LEFT JOIN chats c ON c.id = %(id)s",
+        {"id": chat_id},
+    ).fetchone()
+    assert row is not None
+    pending = [PendingUpdate(*item) for item in row[7]]
+    if row[0] is None:
+        return None, pending
+    return _settings(row[1:7]), pending
 
 
 def chats_with_pending_updates(conn: Conn) -> list[int]:
@@ -111,16 +122,6 @@ def chats_with_pending_updates(conn: Conn) -> list[int]:
         " GROUP BY chat_id ORDER BY min(update_id)"
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def count_attempt(conn: Conn, update_id: int) -> int:
-    """Record one more attempt at an update and return the new count."""
-    row = conn.execute(
-        "UPDATE updates SET attempts = attempts + 1 WHERE update_id = %s"
-        " RETURNING attempts",
-        (update_id,),
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def finish_update(conn: Conn, update_id: int, outcome: str) -> None:
@@ -142,8 +143,10 @@ def load_settings(conn: Conn, chat_id: int) -> ChatSettings | None:
         " group_policy FROM chats WHERE id = %s",
         (chat_id,),
     ).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _settings(row)
+
+
+def _settings(row: tuple[Any, ...]) -> ChatSettings:
     language, summary_language, mode, timezone, paused, policy = row
     return ChatSettings(
         language=language,
@@ -155,15 +158,39 @@ def load_settings(conn: Conn, chat_id: int) -> ChatSettings | None:
     )
 
 
-def save_chat(conn: Conn, chat: ChatRef) -> None:
-    """Create a chat row or refresh its type and title."""
+_UPSERT_CHAT = (
+    "INSERT INTO chats (id, type, title) VALUES (%(chat)s, %(type)s, %(title)s)"
+    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
+    " title = excluded.title, updated_at = now()"
+    " WHERE (chats.type, chats.title) IS DISTINCT FROM"
+    " (excluded.type, excluded.title)"
+)
+
+
+def save_chat(conn: Conn, chat: ChatRef, sender: Person | None = None) -> None:
+    """Create or refresh a chat row, and its sender's user row, in one statement."""
+    params: dict[str, Any] = {"chat": chat.id, "type": chat.type, "title": chat.title}
+    if sender is None:
+        conn.execute(_UPSERT_CHAT, params)
+        return
+    params.update(
+        user=sender.id,
+        first=sender.first_name,
+        last=sender.last_name,
+        username=sender.username,
+        lang=sender.language_code,
+    )
     conn.execute(
-        "INSERT INTO chats (id, type, title) VALUES (%s, %s, %s)"
-        " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
-        " title = excluded.title, updated_at = now()"
-        " WHERE (chats.type, chats.title) IS DISTINCT FROM"
-        " (excluded.type, excluded.title)",
-        (chat.id, chat.type, chat.title),
+        f"WITH chat AS ({_UPSERT_CHAT} RETURNING 1) "  # noqa: S608 - constants only
+        "INSERT INTO users (id, first_name, last_name, username, language_code)"
+        " VALUES (%(user)s, %(first)s, %(last)s, %(username)s, %(lang)s)"
+        " ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name,"
+        " last_name = excluded.last_name, username = excluded.username,"
+        " language_code = excluded.language_code, updated_at = now()"
+        " WHERE (users.first_name, users.last_name, users.username,"
+        " users.language_code) IS DISTINCT FROM (excluded.first_name,"
+        " excluded.last_name, excluded.username, excluded.language_code)",
+        params,
     )
 
 
@@ -185,56 +212,7 @@ def save_settings(conn: Conn, chat_id: int, settings: ChatSettings) -> None:
     )
 
 
-def save_user(conn: Conn, person: Person) -> None:
-    """Create a user row or refresh its names and language."""
-    conn.execute(
-        "INSERT INTO users (id, first_name, last_name, username, language_code)"
-        " VALUES (%s, %s, %s, %s, %s)"
-        " ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name,"
-        " last_name = excluded.last_name, username = excluded.username,"
-        " language_code = excluded.language_code, updated_at = now()"
-        " WHERE (users.first_name, users.last_name, users.username,"
-        " users.language_code) IS DISTINCT FROM (excluded.first_name,"
-        " excluded.last_name, excluded.username, excluded.language_code)",
-        (
-            person.id,
-            person.first_name,
-            person.last_name,
-            person.username,
-            person.language_code,
-        ),
-    )
-
-
 # -- voice notes ---------------------------------------------------------------
-
-
-def record_note(conn: Conn, note: NewNote) -> None:
-    """Store a note as it arrives; a replayed arrival changes nothing."""
-    audio = note.audio
-    conn.execute(
-        "INSERT INTO voice_notes (chat_id, message_id, update_id, sender_id, kind,"
-        " file_id, file_unique_id, duration, file_size, mime_type, file_name,"
-        " forward_origin, sent_at, mode)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (chat_id, message_id) DO NOTHING",
-        (
-            note.chat_id,
-            note.message_id,
-            note.update_id,
-            note.sender_id,
-            audio.kind.value,
-            audio.file_id,
-            audio.file_unique_id,
-            audio.duration,
-            audio.file_size,
-            audio.mime_type,
-            audio.file_name,
-            note.forward_origin,
-            note.sent_at,
-            note.mode.value,
-        ),
-    )
 
 
 def load_note(conn: Conn, chat_id: int, message_id: int) -> StoredNote | None:
@@ -268,23 +246,6 @@ def load_note(conn: Conn, chat_id: int, message_id: int) -> StoredNote | None:
     )
 
 
-def cached_transcript(
-    conn: Conn, file_unique_id: str, mode: Mode, summary_language: str
-) -> CachedTranscript | None:
-    """Find an earlier transcript of the same file, with a matching summary."""
-    row = conn.execute(
-        "SELECT n.transcript, n.language, s.text FROM voice_notes n"
-        " LEFT JOIN summaries s ON s.chat_id = n.chat_id"
-        "  AND s.message_id = n.message_id AND s.mode = %s AND s.language = %s"
-        " WHERE n.file_unique_id = %s AND n.transcript IS NOT NULL"
-        " ORDER BY s.text IS NULL, n.transcribed_at DESC LIMIT 1",
-        (mode.value, summary_language, file_unique_id),
-    ).fetchone()
-    if row is None:
-        return None
-    return CachedTranscript(transcript=row[0], language=row[1], summary=row[2])
-
-
 def save_transcription(
     conn: Conn,
     chat_id: int,
@@ -295,31 +256,32 @@ def save_transcription(
 ) -> None:
     """Store what the model heard in a note and the summary it wrote."""
     usage = result.usage
+    # One statement: the note's transcript and usage, then its summary (whose
+    # tokens were billed to the note: the summary rode along).
     conn.execute(
-        "UPDATE voice_notes SET status = 'done', transcript = %s, language = %s,"
-        " model = %s, audio_tokens = %s, text_tokens = %s, output_tokens = %s,"
-        " thought_tokens = %s, error = NULL, transcribed_at = now()"
-        " WHERE chat_id = %s AND message_id = %s",
-        (
-            result.transcript,
-            result.language,
-            result.model,
-            usage.audio_tokens,
-            usage.text_tokens,
-            usage.output_tokens,
-            usage.thought_tokens,
-            chat_id,
-            message_id,
-        ),
-    )
-    save_summary(
-        conn,
-        chat_id,
-        message_id,
-        mode,
-        summary_language,
-        # The usage was billed to the note itself; the summary rode along.
-        Summary(result.summary, Usage(), result.model),
+        "WITH note AS (UPDATE voice_notes SET status = 'done',"  # noqa: S608 - constants
+        " transcript = %(text)s,"
+        " language = %(language)s, model = %(model)s, audio_tokens = %(audio)s,"
+        " text_tokens = %(text_tokens)s, output_tokens = %(output)s,"
+        " thought_tokens = %(thought)s, error = NULL, transcribed_at = now()"
+        " WHERE chat_id = %(chat)s AND message_id = %(msg)s RETURNING 1)"
+        f" {_UPSERT_SUMMARY}",
+        {
+            "text": result.transcript,
+            "language": result.language,
+            "model": result.model,
+            "audio": usage.audio_tokens,
+            "text_tokens": usage.text_tokens,
+            "output": usage.output_tokens,
+            "thought": usage.thought_tokens,
+            **_summary_params(
+                chat_id,
+                message_id,
+                mode,
+                summary_language,
+                Summary(result.summary, Usage(), result.model),
+            ),
+        },
     )
 
 
@@ -332,29 +294,41 @@ def save_summary(
     summary: Summary,
 ) -> None:
     """Store (or replace) a note's summary in one mode."""
-    usage = summary.usage
     conn.execute(
-        "INSERT INTO summaries (chat_id, message_id, mode, language, text, model,"
-        " audio_tokens, text_tokens, output_tokens, thought_tokens)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (chat_id, message_id, mode) DO UPDATE SET"
-        " language = excluded.language, text = excluded.text,"
-        " model = excluded.model, audio_tokens = excluded.audio_tokens,"
-        " text_tokens = excluded.text_tokens, output_tokens = excluded.output_tokens,"
-        " thought_tokens = excluded.thought_tokens, created_at = now()",
-        (
-            chat_id,
-            message_id,
-            mode.value,
-            summary_language,
-            summary.text,
-            summary.model,
-            usage.audio_tokens,
-            usage.text_tokens,
-            usage.output_tokens,
-            usage.thought_tokens,
-        ),
+        _UPSERT_SUMMARY,
+        _summary_params(chat_id, message_id, mode, summary_language, summary),
     )
+
+
+_UPSERT_SUMMARY = (
+    "INSERT INTO summaries (chat_id, message_id, mode, language, text, model,"
+    " audio_tokens, text_tokens, output_tokens, thought_tokens)"
+    " VALUES (%(chat)s, %(msg)s, %(mode)s, %(lang)s, %(summary)s, %(s_model)s,"
+    " %(s_audio)s, %(s_text)s, %(s_output)s, %(s_thought)s)"
+    " ON CONFLICT (chat_id, message_id, mode) DO UPDATE SET"
+    " language = excluded.language, text = excluded.text,"
+    " model = excluded.model, audio_tokens = excluded.audio_tokens,"
+    " text_tokens = excluded.text_tokens, output_tokens = excluded.output_tokens,"
+    " thought_tokens = excluded.thought_tokens, created_at = now()"
+)
+
+
+def _summary_params(
+    chat_id: int, message_id: int, mode: Mode, summary_language: str, summary: Summary
+) -> dict[str, Any]:
+    usage = summary.usage
+    return {
+        "chat": chat_id,
+        "msg": message_id,
+        "mode": mode.value,
+        "lang": summary_language,
+        "summary": summary.text,
+        "s_model": summary.model,
+        "s_audio": usage.audio_tokens,
+        "s_text": usage.text_tokens,
+        "s_output": usage.output_tokens,
+        "s_thought": usage.thought_tokens,
+    }
 
 
 def load_summary(
@@ -378,23 +352,85 @@ def fail_note(conn: Conn, chat_id: int, message_id: int, error: str) -> None:
     )
 
 
-def record_reply(
-    conn: Conn, chat_id: int, note_message_id: int, part: int, message_id: int
+def prepare_note(conn: Conn, note: NewNote, summary_language: str) -> NotePrep:
+    """Record an arriving note and return what is known about it, in one trip.
+
+    Known means: this note's own transcript and summary (a replay after a
+    restart) with the replies already sent, or else a transcript of the same
+    file made for another note (a forwarded copy).
+    """
+    audio = note.audio
+    row = conn.execute(
+        "WITH recorded AS ("
+        " INSERT INTO voice_notes (chat_id, message_id, update_id, sender_id, kind,"
+        " file_id, file_unique_id, duration, file_size, mime_type, file_name,"
+        " forward_origin, sent_at, mode) VALUES (%(chat)s, %(msg)s, %(update)s,"
+        " %(sender)s, %(kind)s, %(file_id)s, %(unique)s, %(duration)s, %(size)s,"
+        " %(mime)s, %(name)s, %(origin)s, %(sent_at)s, %(mode)s)"
+        " ON CONFLICT (chat_id, message_id) DO NOTHING),"
+        " known AS ("
+        "  SELECT n.transcript, n.language, s.text, false AS from_cache, 0 AS rank,"
+        "   n.transcribed_at FROM voice_notes n LEFT JOIN summaries s"
+        "   ON s.chat_id = n.chat_id AND s.message_id = n.message_id"
+        "   AND s.mode = %(mode)s AND s.language = %(lang)s"
+        "   WHERE n.chat_id = %(chat)s AND n.message_id = %(msg)s"
+        "   AND n.transcript IS NOT NULL"
+        "  UNION ALL"
+        "  SELECT n.transcript, n.language, s.text, true, 1, n.transcribed_at"
+        "   FROM voice_notes n LEFT JOIN summaries s"
+        "   ON s.chat_id = n.chat_id AND s.message_id = n.message_id"
+        "   AND s.mode = %(mode)s AND s.language = %(lang)s"
+        "   WHERE n.file_unique_id = %(unique)s AND n.transcript IS NOT NULL)"
+        " SELECT k.transcript, k.language, k.text, k.from_cache,"
+        " ARRAY(SELECT message_id FROM replies WHERE chat_id = %(chat)s"
+        "  AND note_message_id = %(msg)s ORDER BY part)"
+        " FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM known"
+        "  ORDER BY rank, text IS NULL, transcribed_at DESC LIMIT 1) k ON true",
+        {
+            "chat": note.chat_id,
+            "msg": note.message_id,
+            "update": note.update_id,
+            "sender": note.sender_id,
+            "kind": audio.kind.value,
+            "file_id": audio.file_id,
+            "unique": audio.file_unique_id,
+            "duration": audio.duration,
+            "size": audio.file_size,
+            "mime": audio.mime_type,
+            "name": audio.file_name,
+            "origin": note.forward_origin,
+            "sent_at": note.sent_at,
+            "mode": note.mode.value,
+            "lang": summary_language,
+        },
+    ).fetchone()
+    assert row is not None
+    transcript, language, summary, from_cache, replies = row
+    return NotePrep(transcript, language, summary, list(replies), bool(from_cache))
+
+
+def finish_note(
+    conn: Conn,
+    chat_id: int,
+    message_id: int,
+    update_id: int,
+    reply_ids: list[int],
+    outcome: str,
 ) -> None:
-    """Remember a bot message sent for a note."""
+    """Record the replies sent for a note and close its update, in one statement."""
     conn.execute(
-        "INSERT INTO replies (chat_id, note_message_id, part, message_id)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (chat_id, note_message_id, part)"
-        " DO UPDATE SET message_id = excluded.message_id",
-        (chat_id, note_message_id, part, message_id),
+        "WITH sent AS (INSERT INTO replies (chat_id, note_message_id, part, message_id)"
+        " SELECT %(chat)s, %(msg)s, part - 1, id"
+        " FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS r(id, part)"
+        " ON CONFLICT (chat_id, note_message_id, part)"
+        " DO UPDATE SET message_id = excluded.message_id)"
+        " UPDATE updates SET done_at = now(), outcome = %(outcome)s"
+        " WHERE update_id = %(update)s AND done_at IS NULL",
+        {
+            "chat": chat_id,
+            "msg": message_id,
+            "ids": reply_ids,
+            "update": update_id,
+            "outcome": outcome,
+        },
     )
-
-
-def load_replies(conn: Conn, chat_id: int, note_message_id: int) -> list[int]:
-    """Return the message ids of the bot messages sent for a note, in order."""
-    rows = conn.execute(
-        "SELECT message_id FROM replies WHERE chat_id = %s AND note_message_id = %s"
-        " ORDER BY part",
-        (chat_id, note_message_id),
-    ).fetchall()
-    return [int(row[0]) for row in rows]
