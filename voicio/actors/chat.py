@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from pykka import ActorDeadError, ActorRef
 
 from voicio import render
+from voicio.actors.delivery import deliver, replace_message
 from voicio.actors.dispatch import DispatchedActor, Dispatcher
 from voicio.actors.futures import CallbackFuture
 from voicio.actors.gemini_pool import JobDone, SummarizeJob, TranscribeJob
@@ -754,7 +755,7 @@ class ChatActor(DispatchedActor):
         )
 
     def _after_edit(
-        self, event: CallbackIn, outcome: Outcome[None], answered: bool
+        self, event: CallbackIn, outcome: Outcome[list[int]], answered: bool
     ) -> None:
         if outcome.error is not None:
             self._on_delivery_error(event, outcome.error)
@@ -785,70 +786,6 @@ def _ignore_value(outcome: Outcome[Any]) -> Outcome[list[int]]:
 def _reason(error: Exception | None) -> str:
     """Name a job's failure the way user messages and metrics know it."""
     return str(getattr(error, "reason", "internal")) if error else "internal"
-
-
-# -- what goes over the wire -----------------------------------------------------
-
-
-async def deliver(
-    port: TelegramPort,
-    chat_id: int,
-    rendered: render.Rendered,
-    *,
-    reply_to: int | None = None,
-    buttons: Keyboard | None = None,
-) -> list[int]:
-    """Send a rendered reply; buttons go under its last message."""
-    ids: list[int] = []
-    last = len(rendered.parts) - 1
-    for index, part in enumerate(rendered.parts):
-        keyboard = buttons if index == last and rendered.document is None else None
-        if index == 0 and rendered.document is not None:
-            name, data = rendered.document
-            ids.append(
-                await port.send_document(
-                    chat_id,
-                    name,
-                    data,
-                    caption_html=part,
-                    reply_to=reply_to,
-                    buttons=buttons,
-                )
-            )
-            continue
-        ids.append(
-            await port.send_text(
-                chat_id,
-                part,
-                reply_to=reply_to if index == 0 else None,
-                buttons=keyboard,
-            )
-        )
-    return ids
-
-
-async def replace_message(
-    port: TelegramPort,
-    chat_id: int,
-    message_id: int,
-    rendered: render.Rendered,
-    buttons: Keyboard,
-) -> None:
-    """Edit a message to show `rendered`; overflow goes out as new messages."""
-    if rendered.document is not None:
-        await port.edit_text(chat_id, message_id, rendered.parts[0], buttons=None)
-        name, data = rendered.document
-        await port.send_document(
-            chat_id, name, data, reply_to=message_id, buttons=buttons
-        )
-        return
-    only = len(rendered.parts) == 1
-    await port.edit_text(
-        chat_id, message_id, rendered.parts[0], buttons=buttons if only else None
-    )
-    if not only:
-        rest = render.Rendered(rendered.parts[1:])
-        await deliver(port, chat_id, rest, reply_to=message_id, buttons=buttons)
 
 
 # -- buttons -----------------------------------------------------------------------

@@ -61,9 +61,17 @@ class DeliveryFailed(DeliveryError):
 
     retryable = True
 
-    def __init__(self, message: str, *, maybe_delivered: bool) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_delivered: bool,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.maybe_delivered = maybe_delivered
+        # Flood control: Telegram's own word on how long to wait.
+        self.retry_after = retry_after
 
 
 class TelegramPort(Protocol):

@@ -57,7 +57,9 @@ async def translated_errors(what: str) -> AsyncIterator[None]:
         raise ChatMoved(f"{what}: chat migrated", exc.new_chat_id) from exc
     except tg.RetryAfter as exc:
         raise DeliveryFailed(
-            f"{what}: flood control ({exc})", maybe_delivered=False
+            f"{what}: flood control ({exc})",
+            maybe_delivered=False,
+            retry_after=_seconds(exc.retry_after),
         ) from exc
     except tg.BadRequest as exc:  # before NetworkError, which it subclasses
         raise _bad_request(what, exc) from exc
@@ -67,6 +69,12 @@ async def translated_errors(what: str) -> AsyncIterator[None]:
         raise DeliveryFailed(f"{what}: {exc.message}", maybe_delivered=False) from exc
     except tg.TelegramError as exc:
         raise DeliveryRejected(f"{what}: {exc.message}") from exc
+
+
+def _seconds(value: object) -> float:
+    # PTB 22 gives an int or a timedelta, depending on PTB_TIMEDELTA.
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
 
 
 def _bad_request(what: str, exc: tg.BadRequest) -> Exception:
