@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import BotFactory
 from tests.fakes.gemini_api import FakeGemini, Fault
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser, SentMessage
+from tests.support.chat import current, has_button, press
 from tests.support.voices import english_notes, recording
 
 pytestmark = pytest.mark.slow
@@ -115,29 +116,21 @@ def test_another_mode_is_one_text_only_request(
     telegram.send_voice(private(ALICE), ALICE, note.data, duration=3)
     reply = telegram.wait_for_messages(ALICE.id, 1)[0]
 
-    telegram.press_button(
-        private(ALICE), ALICE, reply.message_id, reply.buttons[0][0][1]
-    )
+    press(telegram, private(ALICE), ALICE, reply, "Mode")
     telegram.wait_until(
-        lambda: len(telegram.bot_messages(ALICE.id)[0].buttons) == 3, what="mode picker"
+        lambda: has_button(current(telegram, reply), "Detailed summary"),
+        what="the mode picker",
     )
-    picker = telegram.bot_messages(ALICE.id)[0]
-    detailed = next(
-        data
-        for row in picker.buttons
-        for label, data in row
-        if label == "Detailed summary"
-    )
-    telegram.press_button(private(ALICE), ALICE, reply.message_id, detailed)
+    press(telegram, private(ALICE), ALICE, current(telegram, reply), "Detailed summary")
 
     telegram.wait_until(
-        lambda: "Detailed summary" in telegram.bot_messages(ALICE.id)[0].text,
+        lambda: "Detailed summary" in current(telegram, reply).text,
         what="the reply edited to the detailed mode",
     )
-    edited = telegram.bot_messages(ALICE.id)[0]
-    assert edited.message_id == reply.message_id
+    edited = current(telegram, reply)
     assert "[detailed]" in edited.text
     assert note.text in edited.text
+    assert has_button(edited, "Mode")
     requests = gemini.requests
     assert len(requests) == 2
     assert requests[1].has_audio is False

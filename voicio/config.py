@@ -49,6 +49,8 @@ class Settings:
     max_file_bytes: int
     shutdown_grace_seconds: float
     ack_delay_seconds: float
+    retention_days: int
+    long_audio_seconds: float
 
     def __repr__(self) -> str:
         # Secrets never reach a log line through a stray repr().
@@ -104,6 +106,8 @@ def load_settings(
         telegram_rate_limit=reader.flag("TELEGRAM_RATE_LIMIT", default=True),
         max_file_bytes=reader.integer("MAX_FILE_BYTES", 20 * 1024 * 1024, 1024, 2**31),
         ack_delay_seconds=reader.seconds("ACK_DELAY_SECONDS", 0.5, 0.0, 60.0),
+        retention_days=reader.integer("RETENTION_DAYS", 90, 1, 36500),
+        long_audio_seconds=reader.seconds("LONG_AUDIO_SECONDS", 900.0, 60.0, 86400.0),
         shutdown_grace_seconds=reader.seconds(
             "SHUTDOWN_GRACE_SECONDS", 20.0, 0.0, 3600.0
         ),

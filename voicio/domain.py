@@ -98,6 +98,19 @@ class AudioIn(Inbound):
     audio: AudioRef
     forward_origin: str | None = None
     reply_to_message_id: int | None = None
+    # Asked for explicitly (`/transcribe`, a mention): group policy aside.
+    requested: bool = False
+
+
+@dataclass(frozen=True)
+class RepliedAudio:
+    """The voice message a command or mention replies to."""
+
+    message_id: int
+    sender: Person | None
+    date: datetime
+    audio: AudioRef
+    forward_origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ class CommandIn(Inbound):
     command: str
     args: str
     reply_to_message_id: int | None = None
-    reply_to_audio: AudioRef | None = None
+    replied: RepliedAudio | None = None
     addressed_to_me: bool = True
 
 
@@ -130,6 +143,7 @@ class OtherIn(Inbound):
     text: str | None = None
     mentions_me: bool = False
     reply_to_message_id: int | None = None
+    replied: RepliedAudio | None = None
 
 
 @dataclass(frozen=True)

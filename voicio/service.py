@@ -7,8 +7,9 @@ import logging
 import signal
 import sys
 
+from voicio.actors.chat import BotInfo
 from voicio.actors.system import ActorSystem, SystemConfig
-from voicio.bot.app import ALLOWED_UPDATES, Edge, build_application
+from voicio.bot.app import ALLOWED_UPDATES, Edge, build_application, register_commands
 from voicio.bot.inbound import UpdateReader
 from voicio.bot.port import PtbPort
 from voicio.bot.updates import PersistingUpdateQueue
@@ -92,9 +93,17 @@ async def _serve(settings: Settings, url: str) -> None:
                 port=PtbPort(application.bot),
                 loop=loop,
                 parse_update=reader.from_payload,
+                bot=BotInfo(
+                    id=application.bot.id,
+                    username=username,
+                    can_read_all_group_messages=bool(
+                        application.bot.can_read_all_group_messages
+                    ),
+                ),
             )
             queue.attach(system.storage)
             Edge(reader, system.route, system.storage, queue).install(application)
+            await register_commands(application.bot)
             await application.start()
             system.replay_pending()
             assert application.updater is not None
@@ -121,4 +130,6 @@ def _system_config(settings: Settings) -> SystemConfig:
         stats_interval_seconds=settings.stats_interval_seconds,
         max_file_bytes=settings.max_file_bytes,
         ack_delay_seconds=settings.ack_delay_seconds,
+        retention_days=settings.retention_days,
+        long_audio_seconds=settings.long_audio_seconds,
     )

@@ -124,3 +124,7 @@ class TelegramPort(Protocol):
 
     async def download(self, file_id: str, max_bytes: int) -> bytes:
         """Fetch a file's bytes; raise FileTooBig above `max_bytes`."""
+
+    async def member_status(self, chat_id: int, user_id: int) -> str:
+        """Return a user's status in a chat: creator, administrator, member,
+        restricted, left or kicked."""

@@ -326,6 +326,47 @@ class StorageClient:
 
         return self.ask(Query(run, name="note_view"))
 
+    def set_shown_mode(self, chat_id: int, message_id: int, mode: Mode) -> None:
+        run = partial(
+            repo.set_shown_mode, chat_id=chat_id, message_id=message_id, mode=mode
+        )
+        self.tell(run, "set_shown_mode")
+
+    # -- history and privacy --------------------------------------------------
+
+    def history_entry(
+        self, chat_id: int, position: int, summary_language: str
+    ) -> CallbackFuture[repo.HistoryEntry | None]:
+        run = partial(
+            repo.history_entry,
+            chat_id=chat_id,
+            position=position,
+            summary_language=summary_language,
+        )
+        return self.ask(Query(run, name="history_entry"))
+
+    def delete_note(self, chat_id: int, message_id: int) -> CallbackFuture[bool]:
+        run = partial(repo.delete_note, chat_id=chat_id, message_id=message_id)
+        return self.ask(Query(run, name="delete_note"))
+
+    def forget_chat(self, chat_id: int) -> CallbackFuture[int]:
+        run = partial(repo.forget_chat, chat_id=chat_id)
+        return self.ask(Query(run, durable=True, name="forget_chat"))
+
+    def purge_expired(self, retention_days: int) -> CallbackFuture[tuple[int, int]]:
+        run = partial(repo.purge_expired, retention_days=retention_days)
+        return self.ask(Query(run, name="purge_expired"))
+
+    # -- the chat itself ------------------------------------------------------
+
+    def migrate_chat(self, old_id: int, new_id: int) -> None:
+        run = partial(repo.migrate_chat, old_id=old_id, new_id=new_id)
+        self.tell(run, "migrate_chat")
+
+    def set_unreachable(self, chat_id: int, unreachable: bool) -> None:
+        run = partial(repo.set_unreachable, chat_id=chat_id, unreachable=unreachable)
+        self.tell(run, "set_unreachable")
+
 
 def _nothing(conn: repo.Conn) -> None:
     """Run no SQL: a durable no-op commits the writes queued before it."""

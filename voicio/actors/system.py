@@ -12,7 +12,7 @@ from typing import Any, cast
 from psycopg_pool import ConnectionPool
 from pykka import ActorDeadError, ActorRef, Timeout
 
-from voicio.actors.chat import ChatActor, ChatDeps
+from voicio.actors.chat import BotInfo, ChatActor, ChatDeps
 from voicio.actors.dispatch import Dispatcher
 from voicio.actors.futures import CallbackFuture
 from voicio.actors.gemini_pool import GeminiPool, ModelClient
@@ -44,6 +44,8 @@ class SystemConfig:
     stats_interval_seconds: float = 60.0
     max_file_bytes: int = 20 * 1024 * 1024
     ack_delay_seconds: float = 0.5
+    retention_days: int = 90
+    long_audio_seconds: float = 900.0
 
 
 class ActorSystem:
@@ -58,6 +60,7 @@ class ActorSystem:
         port: TelegramPort,
         loop: asyncio.AbstractEventLoop,
         parse_update: Callable[[dict[str, Any]], Inbound | None],
+        bot: BotInfo,
     ) -> None:
         self.stats = Stats()
         self.runner = AsyncRunner(loop)
@@ -82,8 +85,11 @@ class ActorSystem:
             runner=self.runner,
             stats=self.stats,
             parse_update=parse_update,
+            bot=bot,
             max_file_bytes=config.max_file_bytes,
             ack_delay=config.ack_delay_seconds,
+            retention_days=config.retention_days,
+            long_audio_seconds=config.long_audio_seconds,
         )
 
         def make_chat(chat_id: int, supervisor: ActorRef[Any]) -> ActorRef[Any]:

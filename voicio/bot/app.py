@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -21,10 +21,35 @@ from voicio.bot.inbound import UpdateReader
 from voicio.bot.transport import AiohttpRequest
 from voicio.bot.updates import GatedRequest, PersistingUpdateQueue
 from voicio.domain import Inbound
+from voicio.i18n import DEFAULT_LANGUAGE, available_languages, translator
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
+
+COMMANDS = (
+    "start",
+    "help",
+    "mode",
+    "history",
+    "settings",
+    "transcribe",
+    "pause",
+    "resume",
+    "privacy",
+    "forget",
+)
+
+
+async def register_commands(bot: Bot) -> None:
+    """Publish the command menu in every language Voicio speaks."""
+    for language in available_languages():
+        t = translator(language)
+        commands = [BotCommand(name, t(f"commands.{name}")) for name in COMMANDS]
+        # English is also the menu for every language without a catalog.
+        code = None if language == DEFAULT_LANGUAGE else language
+        await bot.set_my_commands(commands, language_code=code)
+
 
 PtbApplication = Application[Any, Any, Any, Any, Any, Any]
 

@@ -31,6 +31,7 @@ from voicio.domain import (
     MediaKind,
     OtherIn,
     Person,
+    RepliedAudio,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,16 +91,16 @@ class UpdateReader:
                 reply_to_message_id=_reply_id(message),
             )
         command = self._command(message)
+        replied = _replied_audio(message)
         if command is not None:
             name, args, addressed = command
-            replied = message.reply_to_message
             return CommandIn(
                 **base,
                 message_id=message.message_id,
                 command=name,
                 args=args,
                 reply_to_message_id=_reply_id(message),
-                reply_to_audio=audio_of(replied) if replied else None,
+                replied=replied,
                 addressed_to_me=addressed,
             )
         return OtherIn(
@@ -109,6 +110,7 @@ class UpdateReader:
             text=message.text,
             mentions_me=self._mentions_me(message),
             reply_to_message_id=_reply_id(message),
+            replied=replied,
         )
 
     def _command(self, message: Message) -> tuple[str, str, bool] | None:
@@ -173,6 +175,20 @@ def audio_of(message: Message) -> AudioRef | None:
             document.file_name,
         )
     return None
+
+
+def _replied_audio(message: Message) -> RepliedAudio | None:
+    replied = message.reply_to_message
+    audio = audio_of(replied) if replied is not None else None
+    if replied is None or audio is None:
+        return None
+    return RepliedAudio(
+        message_id=replied.message_id,
+        sender=_person(replied.from_user),
+        date=replied.date,
+        audio=audio,
+        forward_origin=_origin(replied),
+    )
 
 
 def _seconds(duration: Any) -> int:

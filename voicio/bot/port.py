@@ -200,6 +200,11 @@ class PtbPort:
         async with translated_errors("answerCallbackQuery"):
             await self._bot.answer_callback_query(callback_id, text, show_alert=alert)
 
+    async def member_status(self, chat_id: int, user_id: int) -> str:
+        async with translated_errors("getChatMember"):
+            member = await self._bot.get_chat_member(chat_id, user_id)
+        return str(member.status)
+
     async def download(self, file_id: str, max_bytes: int) -> bytes:
         async with translated_errors("getFile"):
             file = await self._bot.get_file(file_id)

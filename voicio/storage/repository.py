@@ -68,6 +68,7 @@ class StoredNote:
     transcript: str | None
     language: str | None
     sender_name: str | None = None
+    shown_mode: Mode | None = None
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,16 @@ def load_chat_state(
     conn: Conn, chat_id: int
 ) -> tuple[ChatSettings | None, list[PendingUpdate]]:
     """Return a chat's settings and unfinished updates in one round trip."""
+    # Loading the unfinished updates counts as one more attempt at each: an
+    # update that crashes its actor every time runs out of attempts.
     row = conn.execute(
-        "SELECT c.id, c.language, c.summary_language, c.default_mode, c.timezone,"
+        "WITH pending AS (UPDATE updates SET attempts = attempts + 1"
+        "  WHERE chat_id = %(id)s AND done_at IS NULL"
+        "  RETURNING update_id, payload, attempts)"
+        " SELECT c.id, c.language, c.summary_language, c.default_mode, c.timezone,"
         " c.paused, c.group_policy, (SELECT coalesce(json_agg(json_build_array("
-        "  u.update_id, u.payload, u.attempts) ORDER BY u.update_id), '[]')"
-        "  FROM updates u WHERE u.chat_id = %(id)s AND u.done_at IS NULL)"
+        "  p.update_id, p.payload, p.attempts) ORDER BY p.update_id), '[]')"
+        "  FROM pending p)"
         " FROM (SELECT 1) AS one LEFT JOIN chats c ON c.id = %(id)s",
         {"id": chat_id},
     ).fetchone()
@@ -221,7 +227,7 @@ def load_note(conn: Conn, chat_id: int, message_id: int) -> StoredNote | None:
         "SELECT n.sender_id, n.kind, n.file_id, n.file_unique_id, n.duration,"
         " n.file_size, n.mime_type, n.file_name, n.forward_origin, n.sent_at, n.mode,"
         " n.status, n.transcript, n.language,"
-        " concat_ws(' ', u.first_name, u.last_name)"
+        " concat_ws(' ', u.first_name, u.last_name), n.shown_mode"
         " FROM voice_notes n LEFT JOIN users u ON u.id = n.sender_id"
         " WHERE n.chat_id = %s AND n.message_id = %s",
         (chat_id, message_id),
@@ -229,7 +235,7 @@ def load_note(conn: Conn, chat_id: int, message_id: int) -> StoredNote | None:
     if row is None:
         return None
     (sender_id, kind, file_id, unique_id, duration, size, mime, name) = row[:8]
-    forward_origin, sent_at, mode, status, transcript, language, sender = row[8:]
+    forward_origin, sent_at, mode, status, transcript, language, sender, shown = row[8:]
     audio = AudioRef(MediaKind(kind), file_id, unique_id, duration, size, mime, name)
     return StoredNote(
         chat_id=chat_id,
@@ -243,6 +249,7 @@ def load_note(conn: Conn, chat_id: int, message_id: int) -> StoredNote | None:
         transcript=transcript,
         language=language,
         sender_name=sender or None,
+        shown_mode=Mode(shown) if shown else None,
     )
 
 
@@ -433,4 +440,125 @@ def finish_note(
             "update": update_id,
             "outcome": outcome,
         },
+    )
+
+
+# -- history, deletion, retention ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One note of a chat's history, with the summary it shows."""
+
+    note: StoredNote
+    summary: str | None
+    total: int
+
+
+def history_entry(
+    conn: Conn, chat_id: int, position: int, summary_language: str
+) -> HistoryEntry | None:
+    """Return the chat's `position`-th newest transcribed note, or None."""
+    row = conn.execute(
+        "SELECT n.message_id, count(*) OVER () FROM voice_notes n"
+        " WHERE n.chat_id = %s AND n.transcript IS NOT NULL"
+        " ORDER BY n.sent_at DESC, n.message_id DESC OFFSET %s LIMIT 1",
+        (chat_id, position),
+    ).fetchone()
+    if row is None:
+        return None
+    note = load_note(conn, chat_id, row[0])
+    assert note is not None
+    mode = note.shown_mode or note.mode
+    summary = load_summary(conn, chat_id, note.message_id, mode, summary_language)
+    if summary is None:
+        summary = load_any_summary(conn, chat_id, note.message_id, mode)
+    return HistoryEntry(note, summary, int(row[1]))
+
+
+def load_any_summary(
+    conn: Conn, chat_id: int, message_id: int, mode: Mode
+) -> str | None:
+    """Return a summary of the note in `mode`, whatever its language."""
+    row = conn.execute(
+        "SELECT text FROM summaries WHERE chat_id = %s AND message_id = %s"
+        " AND mode = %s ORDER BY created_at DESC LIMIT 1",
+        (chat_id, message_id, mode.value),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_shown_mode(conn: Conn, chat_id: int, message_id: int, mode: Mode) -> None:
+    """Remember which mode the note's summary message shows now."""
+    conn.execute(
+        "UPDATE voice_notes SET shown_mode = %s WHERE chat_id = %s AND message_id = %s",
+        (mode.value, chat_id, message_id),
+    )
+
+
+def delete_note(conn: Conn, chat_id: int, message_id: int) -> bool:
+    """Delete one note with its summaries; False if the chat has no such note."""
+    cur = conn.execute(
+        "DELETE FROM voice_notes WHERE chat_id = %s AND message_id = %s",
+        (chat_id, message_id),
+    )
+    return cur.rowcount == 1
+
+
+def forget_chat(conn: Conn, chat_id: int) -> int:
+    """Delete a chat's notes and finished updates; return how many notes."""
+    cur = conn.execute("DELETE FROM voice_notes WHERE chat_id = %s", (chat_id,))
+    conn.execute(
+        "DELETE FROM updates WHERE chat_id = %s AND done_at IS NOT NULL", (chat_id,)
+    )
+    return cur.rowcount
+
+
+def purge_expired(conn: Conn, retention_days: int) -> tuple[int, int]:
+    """Delete notes and finished updates older than the retention period."""
+    notes = conn.execute(
+        "DELETE FROM voice_notes WHERE created_at < now() - make_interval(days => %s)",
+        (retention_days,),
+    ).rowcount
+    updates = conn.execute(
+        "DELETE FROM updates WHERE done_at < now() - make_interval(days => %s)",
+        (min(retention_days, 7),),
+    ).rowcount
+    return notes, updates
+
+
+def migrate_chat(conn: Conn, old_id: int, new_id: int) -> None:
+    """Move a group's data to the supergroup it became.
+
+    Notes keep their old message ids (they name messages of the old group);
+    if the new chat already has a note with the same id, the old one is
+    dropped, since Telegram will never show it again anyway.
+    """
+    conn.execute(
+        "INSERT INTO chats (id, type, title, language, summary_language,"
+        " default_mode, timezone, paused, group_policy)"
+        " SELECT %s, 'supergroup', title, language, summary_language, default_mode,"
+        " timezone, paused, group_policy FROM chats WHERE id = %s"
+        " ON CONFLICT (id) DO NOTHING",
+        (new_id, old_id),
+    )
+    conn.execute(
+        "DELETE FROM voice_notes o WHERE o.chat_id = %s AND EXISTS ("
+        " SELECT 1 FROM voice_notes n WHERE n.chat_id = %s"
+        " AND n.message_id = o.message_id)",
+        (old_id, new_id),
+    )
+    conn.execute(
+        "UPDATE voice_notes SET chat_id = %s WHERE chat_id = %s", (new_id, old_id)
+    )
+    conn.execute("UPDATE updates SET chat_id = %s WHERE chat_id = %s", (new_id, old_id))
+    conn.execute("DELETE FROM chats WHERE id = %s", (old_id,))
+
+
+def set_unreachable(conn: Conn, chat_id: int, unreachable: bool) -> None:
+    """Record that the bot can (not) write to a chat."""
+    conn.execute(
+        "UPDATE chats SET unreachable_at = CASE WHEN %s THEN now() END"
+        " WHERE id = %s AND (unreachable_at IS NULL) = %s",
+        (unreachable, chat_id, unreachable),
     )
