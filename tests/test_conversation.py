@@ -395,7 +395,7 @@ def test_only_admins_change_group_settings(
     )
 
 
-# -- forged buttons -----------------------------------------------------------------------
+# -- forged buttons ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
