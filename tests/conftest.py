@@ -46,7 +46,7 @@ def gemini() -> Iterator[FakeGemini]:
     fake = FakeGemini()
     fake.start()
     for item in recordings().values():
-        if item.text:
+        if item.text or item.name == "voice/silence.ogg":
             fake.register_audio(
                 item.data,
                 item.text,

@@ -43,19 +43,10 @@ class LongNote:
 
 
 def ffmpeg(*args: str) -> bytes:
-    return subprocess.run(
-        [
-            ffmpeg_executable(),
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            *args,
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
+    """Run ffmpeg quietly, overwriting outputs; return what it writes to stdout."""
+    quiet = ("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
+    command = [ffmpeg_executable(), *quiet, *args]
+    return subprocess.run(command, capture_output=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +114,10 @@ def peak(path: Path, start: float, seconds: float) -> int:
 
 
 def tags(path: Path) -> bytes:
-    """Return the OpusTags packet of an Ogg/Opus file: it sits in the first pages."""
+    """Return the OpusTags page of an Ogg/Opus file, the second in the file."""
     head = path.read_bytes()[:8192]
-    return head[head.index(b"OpusTags") :]
+    start = head.index(b"OpusTags")
+    return head[start : head.index(b"OggS", start)]
 
 
 def test_probe_duration_matches_the_notes_and_gaps(long_note: LongNote) -> None:

@@ -144,6 +144,10 @@ class OtherIn(Inbound):
     mentions_me: bool = False
     reply_to_message_id: int | None = None
     replied: RepliedAudio | None = None
+    # A group became a supergroup: the old group's last message names the new
+    # id, the supergroup's first message names the old one.
+    migrated_to: int | None = None
+    migrated_from: int | None = None
 
 
 @dataclass(frozen=True)

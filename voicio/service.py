@@ -113,10 +113,22 @@ async def _serve(settings: Settings, url: str) -> None:
             logger.info("Voicio is running as @%s (polling)", username)
             await stop.wait()
 
-            logger.info("Stopping: no new updates; unfinished work stays in the inbox")
+            logger.info(
+                "Stopping: taking no new updates; in-flight notes get %.0fs",
+                settings.shutdown_grace_seconds,
+            )
             await application.updater.stop()
             await application.stop()
-            await asyncio.to_thread(system.stop, settings.shutdown_grace_seconds)
+            drained = await asyncio.to_thread(
+                system.drain, settings.shutdown_grace_seconds
+            )
+            await asyncio.to_thread(system.stop, 10.0)
+            logger.info(
+                "Stopped%s",
+                ""
+                if drained
+                else "; unfinished notes will be replayed on the next start",
+            )
     finally:
         db_pool.close()
 

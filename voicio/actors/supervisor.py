@@ -72,6 +72,7 @@ class SupervisorSnapshot:
     """The actor system's gauges at one moment."""
 
     live_chats: int
+    busy_chats: int
     mailbox_max: int
     mailbox_total: int
     restarts: int
@@ -326,8 +327,13 @@ class Supervisor(ThreadedActor):
             pool: PoolStats | None = cast(PoolStats, answer)
         except (Timeout, ActorDeadError):
             pool = None
+        busy = sum(
+            c.state != "running" or c.idle_since is None
+            for c in self._children.values()
+        )
         return SupervisorSnapshot(
             live_chats=len(depths),
+            busy_chats=busy,
             mailbox_max=max(depths, default=0),
             mailbox_total=sum(depths),
             restarts=self._restarts,

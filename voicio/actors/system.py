@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -69,9 +70,10 @@ class ActorSystem:
         self._storage_ref = StorageActor.start(db_pool, self._closing)
         self.storage = StorageClient(self._storage_ref)
         self.dispatcher = Dispatcher("chat", config.chat_threads)
+        audio = AudioPreparer(port.download, config.max_file_bytes)
         self._pool_ref = GeminiPool.start(
             client=model,
-            audio=AudioPreparer(port.download, config.max_file_bytes),
+            audio=audio,
             runner=self.runner,
             stats=self.stats,
             limit=config.gemini_concurrency,
@@ -86,6 +88,7 @@ class ActorSystem:
             stats=self.stats,
             parse_update=parse_update,
             bot=bot,
+            audio=audio,
             max_file_bytes=config.max_file_bytes,
             ack_delay=config.ack_delay_seconds,
             retention_days=config.retention_days,
@@ -116,6 +119,31 @@ class ActorSystem:
     def snapshot(self) -> CallbackFuture[SupervisorSnapshot]:
         future = self._supervisor.ask(GetSnapshot(), block=False)
         return cast(CallbackFuture[SupervisorSnapshot], future)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait (up to `timeout` s) until no chat has work under way.
+
+        Call after intake has stopped. Returns False if work remained; it is
+        still in the inbox and the next start replays it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                snapshot = self.snapshot().get(
+                    timeout=max(0.1, deadline - time.monotonic())
+                )
+            except Timeout:
+                return False
+            if snapshot.busy_chats == 0:
+                return True
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "Drain period over with %d chats busy; their work will be replayed",
+                    snapshot.busy_chats,
+                )
+                return False
+            # Polled, not awaited: this runs once, at shutdown.
+            time.sleep(0.1)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every actor; unfinished work stays in the inbox for the next run."""

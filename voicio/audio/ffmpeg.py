@@ -43,9 +43,12 @@ async def run_ffmpeg(*args: str, limit_seconds: float = 120.0) -> bytes:
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), limit_seconds)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise AudioUnreadable(f"ffmpeg took longer than {limit_seconds:.0f}s") from None
+    finally:
+        # Timed out or cancelled (a shutdown): never leave ffmpeg running.
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         raise AudioUnreadable(f"ffmpeg failed ({process.returncode}): {detail[0]}")

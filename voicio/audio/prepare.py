@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from voicio.audio.errors import AudioTooBig, AudioUnreadable
 from voicio.audio.ffmpeg import to_ogg_opus
+from voicio.audio.segments import Segment, split_long_audio
 from voicio.domain import AudioRef, MediaKind
 
 Download = Callable[[str, int], Awaitable[bytes]]
@@ -63,6 +66,24 @@ class AudioPreparer:
             return PreparedAudio(data, mime)
         converted = await to_ogg_opus(data, _suffix(audio))
         return PreparedAudio(converted, "audio/ogg")
+
+    async def split_to_parts(
+        self, audio: AudioRef, folder: Path, target_seconds: float
+    ) -> list[Segment]:
+        """Download a long note to `folder` and cut it into parts at silences.
+
+        The audio goes to disk, and ffmpeg streams it from there: memory holds
+        at most the downloaded file (20 MB) and short analysis windows.
+        """
+        if audio.file_size is not None and audio.file_size > self._max_bytes:
+            raise AudioTooBig(f"{audio.file_size} bytes")
+        data = await self._download(audio.file_id, self._max_bytes)
+        if not data:
+            raise AudioUnreadable("the file is empty")
+        source = folder / f"note{_suffix(audio)}"
+        await asyncio.to_thread(source.write_bytes, data)
+        del data
+        return await split_long_audio(source, folder / "parts", target=target_seconds)
 
 
 def _suffix(audio: AudioRef) -> str:

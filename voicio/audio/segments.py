@@ -3,7 +3,7 @@
 The model's output-token limit truncates a long transcript well before its audio
 limit, so a long note is transcribed in segments. Everything here works on files
 on disk and streams through ffmpeg: only a short window around each planned cut
-is ever decoded into memory, so a two-hour note costs no more RAM than a minute.
+is ever decoded into memory, so even a two-hour note needs a few megabytes.
 """
 
 from __future__ import annotations

@@ -111,6 +111,8 @@ class UpdateReader:
             mentions_me=self._mentions_me(message),
             reply_to_message_id=_reply_id(message),
             replied=replied,
+            migrated_to=message.migrate_to_chat_id,
+            migrated_from=message.migrate_from_chat_id,
         )
 
     def _command(self, message: Message) -> tuple[str, str, bool] | None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -66,7 +67,12 @@ async def translated_errors(what: str) -> AsyncIterator[None]:
     except tg.TimedOut as exc:  # before NetworkError, which it subclasses
         raise DeliveryFailed(f"{what}: timed out", maybe_delivered=True) from exc
     except tg.NetworkError as exc:
-        raise DeliveryFailed(f"{what}: {exc.message}", maybe_delivered=False) from exc
+        # Only a connection that never opened is sure not to have delivered;
+        # one that broke after the request went out may have.
+        unsent = isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+        raise DeliveryFailed(
+            f"{what}: {exc.message}", maybe_delivered=not unsent
+        ) from exc
     except tg.TelegramError as exc:
         raise DeliveryRejected(f"{what}: {exc.message}") from exc
 

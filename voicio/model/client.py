@@ -54,10 +54,16 @@ class _SummaryOutput(BaseModel):
     summary: str
 
 
+class _PartOutput(BaseModel):
+    transcript: str
+    language: str
+
+
 # Sent as a plain JSON schema, computed once: handing the SDK the Pydantic
 # class makes it regenerate and convert the schema on every request.
 _SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {
-    model: model.model_json_schema() for model in (_NoteOutput, _SummaryOutput)
+    model: model.model_json_schema()
+    for model in (_NoteOutput, _SummaryOutput, _PartOutput)
 }
 
 
@@ -98,6 +104,21 @@ class GeminiClient:
         return Transcription(
             transcript=output.transcript.strip(),
             summary=output.summary.strip(),
+            language=output.language.strip().lower()[:8] or "und",
+            usage=usage,
+            model=self.model,
+        )
+
+    async def transcribe_part(self, audio: bytes, mime_type: str) -> Transcription:
+        """Transcribe one part of a long note (no summary: that comes later)."""
+        contents: list[Any] = [
+            types.Part.from_bytes(data=audio, mime_type=mime_type),
+            prompts.part_prompt(),
+        ]
+        output, usage = await self._generate(contents, _PartOutput)
+        return Transcription(
+            transcript=output.transcript.strip(),
+            summary="",
             language=output.language.strip().lower()[:8] or "und",
             usage=usage,
             model=self.model,

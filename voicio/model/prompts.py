@@ -50,6 +50,18 @@ def audio_prompt(mode: Mode, summary_language: str) -> str:
     )
 
 
+def part_prompt() -> str:
+    """Build the request that transcribes one part of a long voice message."""
+    return "\n".join(
+        (
+            "Transcribe this part of a longer voice message. It may start or end",
+            "mid-sentence: keep those words, do not complete them.",
+            "MODE: transcript",
+            "language: the ISO 639-1 code of the spoken language.",
+        )
+    )
+
+
 def text_prompt(mode: Mode, summary_language: str, transcript: str) -> str:
     """Build the request that summarizes a stored transcript."""
     return "\n".join(

@@ -22,7 +22,7 @@ from voicio.actors.chat.core import ChatDeps
 from voicio.actors.chat.notes import NotesPart, failure_notice, failure_reason
 from voicio.actors.gemini_pool import JobDone, SummarizeJob, TranscribeJob
 from voicio.actors.keyboards import Action
-from voicio.actors.ports import Keyboard
+from voicio.actors.ports import ChatMoved, Keyboard
 from voicio.actors.runner import Outcome
 from voicio.actors.storage import NoteView
 from voicio.domain import (
@@ -86,12 +86,19 @@ class ConversationPart(NotesPart):
             else:
                 self._deny(event, needed)
             return
+        if needed == MEMBERS and isinstance(event, CommandIn):
+            then()  # who writes in a group is in it
+            return
         cached = self._roles.get(user.id)
         if cached is not None and cached[1] > time.monotonic():
             self._decide(event, cached[0], needed, then)
             return
 
         def known(outcome: Outcome[str]) -> None:
+            if isinstance(outcome.error, ChatMoved):
+                self._move_to(outcome.error.new_chat_id)
+                self._with_role(event, needed, then)
+                return
             status = outcome.value if outcome.error is None else "unknown"
             assert status is not None
             if outcome.error is None:
@@ -246,6 +253,16 @@ class ConversationPart(NotesPart):
         )
 
     def _on_other(self, event: OtherIn) -> None:
+        if event.migrated_to is not None:
+            self._move_to(event.migrated_to)
+            self._finish(event.update_id, "migrated")
+            return
+        if event.migrated_from is not None:
+            # The supergroup's own actor moves the data, in order with its
+            # updates (the old group's actor may be slower to notice).
+            self._deps.storage.migrate_chat(event.migrated_from, self.chat_id)
+            self._finish(event.update_id, "migrated")
+            return
         if event.replied is not None and event.mentions_me:
             self._transcribe_replied(event, event.replied)
             return

@@ -18,7 +18,7 @@ from voicio import render
 from voicio.actors.delivery import MaybeDelivered, deliver, replace_message
 from voicio.actors.dispatch import DispatchedActor, Dispatcher
 from voicio.actors.futures import CallbackFuture
-from voicio.actors.gemini_pool import JobDone, SummarizeJob, TranscribeJob
+from voicio.actors.gemini_pool import Job, JobDone
 from voicio.actors.messages import (
     ChildFailed,
     ChildIdle,
@@ -31,6 +31,7 @@ from voicio.actors.ports import ChatMoved, ChatUnreachable, Keyboard, TelegramPo
 from voicio.actors.runner import AsyncRunner, Outcome
 from voicio.actors.stats import Stats
 from voicio.actors.storage import ChatState, StorageClient
+from voicio.audio.prepare import AudioPreparer
 from voicio.domain import ChatSettings, Inbound
 from voicio.i18n import Translator, pick_language, translator
 
@@ -60,6 +61,7 @@ class ChatDeps:
     stats: Stats
     parse_update: Callable[[dict[str, Any]], Inbound | None]
     bot: BotInfo
+    audio: AudioPreparer
     max_file_bytes: int = 20 * 1024 * 1024
     # A note still unanswered after this long gets a 👀 reaction, so the user
     # knows it arrived; a faster answer is its own acknowledgement.
@@ -93,6 +95,9 @@ class ChatCore(DispatchedActor):
 
     def __init__(self, chat_id: int, supervisor: ActorRef[Any], deps: ChatDeps) -> None:
         super().__init__(deps.dispatcher)
+        # The supervisor knows this actor by the id it was started for.
+        self._key = chat_id
+        # The chat's data and its replies: both move if the group migrates.
         self.chat_id = chat_id
         # Where replies go: changes if the group becomes a supergroup.
         self.target_id = chat_id
@@ -127,7 +132,7 @@ class ChatCore(DispatchedActor):
         traceback: TracebackType | None,
     ) -> None:
         self._supervisor.tell(
-            ChildFailed(self.chat_id, self.actor_urn, repr(exception_value))
+            ChildFailed(self._key, self.actor_urn, repr(exception_value))
         )
 
     def on_receive(self, message: Any) -> Any:
@@ -164,13 +169,13 @@ class ChatCore(DispatchedActor):
             self._reported_idle = False
         elif not self._reported_idle:
             self._reported_idle = True
-            self._supervisor.tell(ChildIdle(self.chat_id))
+            self._supervisor.tell(ChildIdle(self._key))
 
     def _on_passivate(self) -> None:
         if self.busy:
-            self._supervisor.tell(PassivateDeclined(self.chat_id))
+            self._supervisor.tell(PassivateDeclined(self._key))
             return
-        self._supervisor.tell(Passivated(self.chat_id))
+        self._supervisor.tell(Passivated(self._key))
         self.stop()
 
     # -- continuations -------------------------------------------------------------
@@ -193,7 +198,7 @@ class ChatCore(DispatchedActor):
 
     def _submit(
         self,
-        make_job: Callable[[int], TranscribeJob | SummarizeJob],
+        make_job: Callable[[int], Job],
         then: Callable[[JobDone], None],
     ) -> None:
         """Queue a model job; continue with `then(job_done)`."""
@@ -439,7 +444,7 @@ class ChatCore(DispatchedActor):
             "Chat %s became chat %s; moving its data", self.chat_id, new_chat_id
         )
         self._deps.storage.migrate_chat(self.chat_id, new_chat_id)
-        self.target_id = new_chat_id
+        self.chat_id = self.target_id = new_chat_id
 
     def _become_unreachable(self, error: BaseException) -> None:
         """Stop working for a chat that blocked or removed the bot."""

@@ -9,21 +9,23 @@ out strictly in the order the notes were sent: each waits for the one before.
 from __future__ import annotations
 
 import logging
-import math
+import shutil
+import tempfile
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from voicio import render
 from voicio.actors.chat.core import ChatCore, ChatDeps, Tick
 from voicio.actors.delivery import deliver
-from voicio.actors.gemini_pool import JobDone, SummarizeJob, TranscribeJob
+from voicio.actors.gemini_pool import JobDone, PartJob, SummarizeJob, TranscribeJob
 from voicio.actors.keyboards import note_keyboard
 from voicio.actors.ports import Keyboard
 from voicio.actors.runner import Outcome
+from voicio.audio.segments import Segment, merge_transcripts
 from voicio.domain import (
     AudioIn,
     GroupPolicy,
@@ -33,11 +35,15 @@ from voicio.domain import (
     Usage,
 )
 from voicio.i18n import Translator
+from voicio.model.errors import OutputTruncated
+from voicio.model.quota import hours_until_quota_reset
 from voicio.storage.repository import NewNote, NotePrep
 
 logger = logging.getLogger(__name__)
 
 RECEIVED_REACTION = "👀"
+# Parts of a long note: ten minutes of speech stays well inside the output limit.
+PART_SECONDS = 600.0
 
 
 @dataclass
@@ -56,6 +62,17 @@ class NoteTask:
     reply_ids: list[int] = field(default_factory=list)
     ready: bool = False
     sending: bool = False
+    in_parts: bool = False
+
+
+@dataclass
+class _Parts:
+    """The parts of a long note on their way through the model."""
+
+    folder: Path
+    waiting: int
+    heard: dict[int, Transcription] = field(default_factory=dict)
+    error: BaseException | None = None
 
 
 class NotesPart(ChatCore):
@@ -164,6 +181,10 @@ class NotesPart(ChatCore):
         )
 
     def _transcribe(self, task: NoteTask) -> None:
+        long_after = self._deps.long_audio_seconds
+        if task.event.audio.duration > long_after:
+            self._transcribe_in_parts(task, min(PART_SECONDS, long_after))
+            return
         self._submit(
             lambda tag: TranscribeJob(
                 self.chat_id,
@@ -179,6 +200,11 @@ class NotesPart(ChatCore):
 
     def _on_transcribed(self, task: NoteTask, done: JobDone) -> None:
         task.model_seconds += done.model_seconds
+        if isinstance(done.error, OutputTruncated) and not task.in_parts:
+            # The transcript outgrew the output limit: hear it in shorter parts.
+            seconds = max(60.0, task.event.audio.duration / 4)
+            self._transcribe_in_parts(task, seconds)
+            return
         if not isinstance(done.result, Transcription):
             self._fail(task, failure_reason(done.error), done.error)
             return
@@ -192,6 +218,107 @@ class NotesPart(ChatCore):
         )
         task.transcript = result.transcript
         self._ready(task, result.summary)
+
+    # -- long notes, in parts ----------------------------------------------------------
+
+    def _transcribe_in_parts(self, task: NoteTask, part_seconds: float) -> None:
+        """Split the audio at silences, transcribe the parts in parallel, merge."""
+        task.in_parts = True
+        folder = Path(tempfile.mkdtemp(prefix="voicio-note-"))
+        logger.info(
+            "Chat %s note %s: %ds long, transcribing in parts of about %.0fs",
+            self.chat_id,
+            task.event.message_id,
+            task.event.audio.duration,
+            part_seconds,
+        )
+        self._io(
+            self._deps.audio.split_to_parts(task.event.audio, folder, part_seconds),
+            lambda outcome: self._on_split(task, folder, outcome),
+        )
+
+    def _on_split(
+        self, task: NoteTask, folder: Path, outcome: Outcome[list[Segment]]
+    ) -> None:
+        if outcome.error is not None or not outcome.value:
+            shutil.rmtree(folder, ignore_errors=True)
+            error = outcome.error if isinstance(outcome.error, Exception) else None
+            self._fail(task, failure_reason(error), error)
+            return
+        parts = _Parts(folder, len(outcome.value))
+        for segment in outcome.value:
+            self._submit(
+                partial(
+                    PartJob,
+                    self.chat_id,
+                    task.event.message_id,
+                    segment.path,
+                    segment.index,
+                    self.actor_ref,
+                ),
+                partial(self._on_part, task, parts, segment.index),
+            )
+
+    def _on_part(
+        self, task: NoteTask, parts: _Parts, index: int, done: JobDone
+    ) -> None:
+        task.model_seconds += done.model_seconds
+        if isinstance(done.result, Transcription):
+            parts.heard[index] = done.result
+        elif parts.error is None:
+            parts.error = done.error or RuntimeError("part failed")
+        parts.waiting -= 1
+        if parts.waiting:
+            return
+        shutil.rmtree(parts.folder, ignore_errors=True)
+        if parts.error is not None:
+            error = parts.error if isinstance(parts.error, Exception) else None
+            self._fail(task, failure_reason(error), error)
+            return
+        heard = [parts.heard[i] for i in sorted(parts.heard)]
+        task.transcript = merge_transcripts([part.transcript for part in heard])
+        language = Counter(part.language for part in heard).most_common(1)[0][0]
+        usage = sum((part.usage for part in heard), Usage())
+        logger.info(
+            "Chat %s note %s: %d parts heard, %d characters",
+            self.chat_id,
+            task.event.message_id,
+            len(heard),
+            len(task.transcript),
+        )
+        self._submit(
+            lambda tag: SummarizeJob(
+                self.chat_id,
+                task.event.message_id,
+                task.transcript or "",
+                task.mode,
+                task.summary_language,
+                self.actor_ref,
+                tag,
+            ),
+            lambda summarized: self._on_merged_summary(
+                task, summarized, language, usage
+            ),
+        )
+
+    def _on_merged_summary(
+        self, task: NoteTask, done: JobDone, language: str, usage: Usage
+    ) -> None:
+        task.model_seconds += done.model_seconds
+        if not isinstance(done.result, Summary):
+            self._fail(task, failure_reason(done.error), done.error)
+            return
+        whole = Transcription(
+            task.transcript or "",
+            done.result.text,
+            language,
+            usage + done.result.usage,
+            done.result.model,
+        )
+        self._deps.storage.save_transcription(
+            self.chat_id, task.event.message_id, task.summary_language, whole, task.mode
+        )
+        self._ready(task, done.result.text)
 
     def _on_summarized(
         self, task: NoteTask, done: JobDone, language: str, from_cache: bool
@@ -219,6 +346,9 @@ class NotesPart(ChatCore):
         )
 
     def _ready(self, task: NoteTask, summary: str) -> None:
+        if task.transcript is not None and not task.transcript.strip():
+            # Nothing was said: whatever the model wrote is not a summary.
+            summary = ""
         task.summary = summary
         task.ready = True
         self._flush()
@@ -344,16 +474,6 @@ def failure_notice(t: Translator, reason: str) -> str:
     if reason == "quota_exhausted":
         return t("error.quota_exhausted", hours=hours_until_quota_reset())
     return t(f"error.{reason}")
-
-
-def hours_until_quota_reset(now: datetime | None = None) -> int:
-    """Gemini's daily quotas reset at midnight Pacific time."""
-    pacific = ZoneInfo("America/Los_Angeles")
-    local = (now or datetime.now(UTC)).astimezone(pacific)
-    midnight = datetime.combine(
-        local.date() + timedelta(days=1), datetime.min.time(), pacific
-    )
-    return max(1, math.ceil((midnight - local).total_seconds() / 3600))
 
 
 def failure_reason(error: Exception | None) -> str:
