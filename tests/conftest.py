@@ -10,8 +10,9 @@ import pytest
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.bot import BotProcess
-from tests.support.database import DatabaseFactory, database_server
+from tests.support.database import DatabaseFactory, PrivatePostgres, database_server
 from tests.support.voices import recordings
+from voicio.storage.migrate import apply_migrations
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +58,18 @@ def gemini() -> Iterator[FakeGemini]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[tuple[PrivatePostgres, str]]:
+    """A PostgreSQL server this test alone uses, and may take down."""
+    server = PrivatePostgres(tmp_path / "pg")
+    url = server.start()
+    apply_migrations(url)
+    try:
+        yield server, url
+    finally:
+        server.stop()
 
 
 BotFactory = Callable[..., BotProcess]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import collections
 import itertools
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,7 +15,6 @@ from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
 from tests.support.chat import current, has_button, press, private
 from tests.support.database import PrivatePostgres
 from tests.support.voices import english_notes, recording
-from voicio.storage.migrate import apply_migrations
 
 pytestmark = pytest.mark.slow
 
@@ -119,17 +116,6 @@ def test_sigterm_with_too_short_a_grace_leaves_the_rest_to_the_next_start(
     start_bot()
 
     wait_answered(telegram, sent, timeout=20)
-
-
-@pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[tuple[PrivatePostgres, str]]:
-    server = PrivatePostgres(tmp_path / "pg")
-    url = server.start()
-    apply_migrations(url)
-    try:
-        yield server, url
-    finally:
-        server.stop()
 
 
 def test_a_postgres_outage_mid_run_loses_no_note(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,16 @@ class Settings:
     ack_delay_seconds: float
     retention_days: int
     long_audio_seconds: float
+    webhook_url: str | None
+    webhook_secret: str | None
+    webhook_path: str
+    port: int
+    database_direct_url: str | None
+    sentry_dsn: str | None
+
+    @property
+    def webhook(self) -> bool:
+        return self.webhook_url is not None
 
     def __repr__(self) -> str:
         # Secrets never reach a log line through a stray repr().
@@ -108,10 +119,33 @@ def load_settings(
         ack_delay_seconds=reader.seconds("ACK_DELAY_SECONDS", 0.5, 0.0, 60.0),
         retention_days=reader.integer("RETENTION_DAYS", 90, 1, 36500),
         long_audio_seconds=reader.seconds("LONG_AUDIO_SECONDS", 900.0, 60.0, 86400.0),
+        webhook_url=reader.optional_url("WEBHOOK_URL"),
+        webhook_secret=_webhook_secret(reader),
+        webhook_path=reader.path("WEBHOOK_PATH", "/telegram/webhook"),
+        port=reader.integer("PORT", 8080, 0, 65535),
+        database_direct_url=reader.optional("DATABASE_DIRECT_URL"),
+        sentry_dsn=reader.optional("SENTRY_DSN"),
         shutdown_grace_seconds=reader.seconds(
             "SHUTDOWN_GRACE_SECONDS", 20.0, 0.0, 3600.0
         ),
     )
+
+
+_SECRET_CHARACTERS = re.compile(r"[A-Za-z0-9_-]{16,256}")
+
+
+def _webhook_secret(reader: _Reader) -> str | None:
+    """WEBHOOK_SECRET is required with WEBHOOK_URL, in Telegram's alphabet."""
+    secret = reader.optional("WEBHOOK_SECRET")
+    if reader.optional("WEBHOOK_URL") is None:
+        return secret
+    if secret is None:
+        raise ConfigError("WEBHOOK_SECRET", "is required when WEBHOOK_URL is set")
+    if not _SECRET_CHARACTERS.fullmatch(secret):
+        raise ConfigError(
+            "WEBHOOK_SECRET", "must be 16-256 characters of A-Z, a-z, 0-9, _ and -"
+        )
+    return secret
 
 
 def _merged_environment(
@@ -157,6 +191,12 @@ class _Reader:
             raise ConfigError(
                 name, f"must start with http:// or https://, got {value!r}"
             )
+        return value
+
+    def path(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if not value.startswith("/"):
+            raise ConfigError(name, f"must start with /, got {value!r}")
         return value
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:

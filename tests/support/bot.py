@@ -42,6 +42,7 @@ class BotProcess:
             "STATS_INTERVAL_SECONDS": "1",
             "GEMINI_CONCURRENCY": "4",
             "TELEGRAM_RATE_LIMIT": "false",
+            "PORT": "0",
             **(env or {}),
         }
         self._workdir = workdir
@@ -49,6 +50,7 @@ class BotProcess:
         self._changed = threading.Condition()
         self._process: subprocess.Popen[str] | None = None
         self._reader_done = False
+        self.http = ""
         self.log_path = workdir / f"voicio-{id(self):x}.log"
 
     def start(self, *, ready_timeout: float = 30.0) -> BotProcess:
@@ -63,6 +65,8 @@ class BotProcess:
         )
         threading.Thread(target=self._read, name="bot-log", daemon=True).start()
         self.wait_for_log(r"Voicio is running", ready_timeout)
+        port = self.wait_for_log(r"on port (\d+)", 1).group(1)
+        self.http = f"http://127.0.0.1:{port}"
         return self
 
     def _read(self) -> None:
@@ -108,6 +112,15 @@ class BotProcess:
         """Send SIGTERM and wait for a clean exit; return the exit code."""
         return self._signal(signal.SIGTERM, timeout)
 
+    def signal_stop(self) -> None:
+        """Send SIGTERM without waiting for the exit."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the process to exit; return its exit code."""
+        return self._signal(0, timeout)
+
     def kill(self) -> int:
         """Kill the process with SIGKILL, as a crash would."""
         return self._signal(signal.SIGKILL, 10.0)
@@ -115,7 +128,7 @@ class BotProcess:
     def _signal(self, signum: int, timeout: float) -> int:
         process = self._process
         assert process is not None
-        if process.poll() is None:
+        if signum and process.poll() is None:
             process.send_signal(signum)
         code = process.wait(timeout)
         with self._changed:

@@ -339,6 +339,7 @@ class _Executor:
                 )
         except EXPECTED_ERRORS as exc:
             return JobDone(job, None, exc, model_seconds)
+        self._stats.model_usage(result.model, result.usage)
         return JobDone(job, result, None, model_seconds)
 
     async def _with_retries(

@@ -19,7 +19,7 @@ from voicio.actors.futures import CallbackFuture
 from voicio.actors.gemini_pool import GeminiPool, ModelClient
 from voicio.actors.ports import TelegramPort
 from voicio.actors.runner import AsyncRunner
-from voicio.actors.stats import Stats
+from voicio.actors.stats import SnapshotCollector, Stats
 from voicio.actors.storage import StorageActor, StorageClient
 from voicio.actors.supervisor import (
     GetSnapshot,
@@ -62,8 +62,9 @@ class ActorSystem:
         loop: asyncio.AbstractEventLoop,
         parse_update: Callable[[dict[str, Any]], Inbound | None],
         bot: BotInfo,
+        stats: Stats | None = None,
     ) -> None:
-        self.stats = Stats()
+        self.stats = stats or Stats()
         self.runner = AsyncRunner(loop)
         self._model = model
         self._closing = threading.Event()
@@ -98,6 +99,7 @@ class ActorSystem:
         def make_chat(chat_id: int, supervisor: ActorRef[Any]) -> ActorRef[Any]:
             return ChatActor.start(chat_id, supervisor, deps)
 
+        self.stats.registry.register(SnapshotCollector(self.read_snapshot))
         self._supervisor = Supervisor.start(
             make_chat=make_chat,
             storage=self.storage,
@@ -115,6 +117,17 @@ class ActorSystem:
     def replay_pending(self) -> None:
         """Restart work on every update left unfinished by an earlier run."""
         self._supervisor.tell(ReplayPending())
+
+    def read_snapshot(self, timeout: float = 1.0) -> SupervisorSnapshot | None:
+        """Return the current gauges, or None if the actors do not answer."""
+        try:
+            return cast(SupervisorSnapshot, self.snapshot().get(timeout=timeout))
+        except (Timeout, ActorDeadError):
+            return None
+
+    @property
+    def running(self) -> bool:
+        return self._supervisor.is_alive() and self._storage_ref.is_alive()
 
     def snapshot(self) -> CallbackFuture[SupervisorSnapshot]:
         future = self._supervisor.ask(GetSnapshot(), block=False)

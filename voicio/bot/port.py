@@ -22,6 +22,7 @@ from telegram.constants import ParseMode
 from voicio.actors.ports import (
     ChatMoved,
     ChatUnreachable,
+    DeliveryError,
     DeliveryFailed,
     DeliveryRejected,
     FileTooBig,
@@ -29,6 +30,7 @@ from voicio.actors.ports import (
     MessageGone,
     NotModified,
 )
+from voicio.actors.stats import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -48,33 +50,39 @@ _UNREACHABLE = (
 
 
 @asynccontextmanager
-async def translated_errors(what: str) -> AsyncIterator[None]:
-    """Re-raise PTB's errors as the port's DeliveryError family."""
+async def translated_errors(stats: Stats | None, what: str) -> AsyncIterator[None]:
+    """Re-raise PTB's errors as the port's DeliveryError family, and count them."""
     try:
         yield
-    except tg.Forbidden as exc:
-        raise ChatUnreachable(f"{what}: {exc.message}") from exc
-    except tg.ChatMigrated as exc:
-        raise ChatMoved(f"{what}: chat migrated", exc.new_chat_id) from exc
-    except tg.RetryAfter as exc:
-        raise DeliveryFailed(
+    except tg.TelegramError as exc:
+        if stats is not None:
+            stats.telegram_error(type(exc).__name__)
+        raise translate(what, exc) from exc
+
+
+def translate(what: str, exc: tg.TelegramError) -> DeliveryError:
+    """Map one of PTB's errors to what the actors should do about it."""
+    # Order matters: BadRequest and TimedOut are NetworkErrors too.
+    if isinstance(exc, tg.Forbidden):
+        return ChatUnreachable(f"{what}: {exc.message}")
+    if isinstance(exc, tg.ChatMigrated):
+        return ChatMoved(f"{what}: chat migrated", exc.new_chat_id)
+    if isinstance(exc, tg.RetryAfter):
+        return DeliveryFailed(
             f"{what}: flood control ({exc})",
             maybe_delivered=False,
             retry_after=_seconds(exc.retry_after),
-        ) from exc
-    except tg.BadRequest as exc:  # before NetworkError, which it subclasses
-        raise _bad_request(what, exc) from exc
-    except tg.TimedOut as exc:  # before NetworkError, which it subclasses
-        raise DeliveryFailed(f"{what}: timed out", maybe_delivered=True) from exc
-    except tg.NetworkError as exc:
+        )
+    if isinstance(exc, tg.BadRequest):
+        return _bad_request(what, exc)
+    if isinstance(exc, tg.TimedOut):
+        return DeliveryFailed(f"{what}: timed out", maybe_delivered=True)
+    if isinstance(exc, tg.NetworkError):
         # Only a connection that never opened is sure not to have delivered;
         # one that broke after the request went out may have.
         unsent = isinstance(exc.__cause__, aiohttp.ClientConnectorError)
-        raise DeliveryFailed(
-            f"{what}: {exc.message}", maybe_delivered=not unsent
-        ) from exc
-    except tg.TelegramError as exc:
-        raise DeliveryRejected(f"{what}: {exc.message}") from exc
+        return DeliveryFailed(f"{what}: {exc.message}", maybe_delivered=not unsent)
+    return DeliveryRejected(f"{what}: {exc.message}")
 
 
 def _seconds(value: object) -> float:
@@ -83,7 +91,7 @@ def _seconds(value: object) -> float:
     return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
 
 
-def _bad_request(what: str, exc: tg.BadRequest) -> Exception:
+def _bad_request(what: str, exc: tg.BadRequest) -> DeliveryError:
     text = exc.message.lower()
     if "message is not modified" in text:
         return NotModified(f"{what}: not modified")
@@ -116,12 +124,13 @@ def _reply(reply_to: int | None) -> ReplyParameters | None:
 class PtbPort:
     """The TelegramPort that actors use, implemented with a PTB Bot."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, stats: Stats | None = None) -> None:
         self._bot = bot
+        self._stats = stats
 
     async def react(self, chat_id: int, message_id: int, emoji: str | None) -> None:
         reaction = [ReactionTypeEmoji(emoji)] if emoji else []
-        async with translated_errors("setMessageReaction"):
+        async with translated_errors(self._stats, "setMessageReaction"):
             await self._bot.set_message_reaction(chat_id, message_id, reaction)
 
     async def send_text(
@@ -132,7 +141,7 @@ class PtbPort:
         reply_to: int | None = None,
         buttons: Keyboard | None = None,
     ) -> int:
-        async with translated_errors("sendMessage"):
+        async with translated_errors(self._stats, "sendMessage"):
             message = await self._bot.send_message(
                 chat_id,
                 html,
@@ -152,7 +161,7 @@ class PtbPort:
         buttons: Keyboard | None = None,
     ) -> None:
         try:
-            async with translated_errors("editMessageText"):
+            async with translated_errors(self._stats, "editMessageText"):
                 await self._bot.edit_message_text(
                     html,
                     chat_id=chat_id,
@@ -168,7 +177,7 @@ class PtbPort:
         self, chat_id: int, message_id: int, buttons: Keyboard | None
     ) -> None:
         try:
-            async with translated_errors("editMessageReplyMarkup"):
+            async with translated_errors(self._stats, "editMessageReplyMarkup"):
                 await self._bot.edit_message_reply_markup(
                     chat_id=chat_id,
                     message_id=message_id,
@@ -189,7 +198,7 @@ class PtbPort:
         reply_to: int | None = None,
         buttons: Keyboard | None = None,
     ) -> int:
-        async with translated_errors("sendDocument"):
+        async with translated_errors(self._stats, "sendDocument"):
             message = await self._bot.send_document(
                 chat_id,
                 InputFile(data, filename=file_name),
@@ -203,19 +212,19 @@ class PtbPort:
     async def answer_callback(
         self, callback_id: str, text: str | None = None, *, alert: bool = False
     ) -> None:
-        async with translated_errors("answerCallbackQuery"):
+        async with translated_errors(self._stats, "answerCallbackQuery"):
             await self._bot.answer_callback_query(callback_id, text, show_alert=alert)
 
     async def member_status(self, chat_id: int, user_id: int) -> str:
-        async with translated_errors("getChatMember"):
+        async with translated_errors(self._stats, "getChatMember"):
             member = await self._bot.get_chat_member(chat_id, user_id)
         return str(member.status)
 
     async def download(self, file_id: str, max_bytes: int) -> bytes:
-        async with translated_errors("getFile"):
+        async with translated_errors(self._stats, "getFile"):
             file = await self._bot.get_file(file_id)
         if file.file_size is not None and file.file_size > max_bytes:
             raise FileTooBig(f"getFile: {file.file_size} bytes")
-        async with translated_errors("download"):
+        async with translated_errors(self._stats, "download"):
             data = await file.download_as_bytearray(read_timeout=60)
         return bytes(data)

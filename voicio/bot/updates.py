@@ -28,6 +28,7 @@ from telegram import Update
 from telegram.request import RequestData
 
 from voicio.actors.futures import CallbackFuture, as_asyncio
+from voicio.actors.stats import Stats
 from voicio.actors.storage import StorageClient
 from voicio.bot.transport import AiohttpRequest
 
@@ -37,8 +38,9 @@ logger = logging.getLogger(__name__)
 class PersistingUpdateQueue(asyncio.Queue[object]):
     """An asyncio.Queue that stores each Update in the inbox as it is put."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: Stats | None = None) -> None:
         super().__init__()
+        self._stats = stats
         self._storage: StorageClient | None = None
         # Stores not yet known to be committed, and stores whose outcome the
         # edge has not yet handed to the actors.
@@ -51,6 +53,8 @@ class PersistingUpdateQueue(asyncio.Queue[object]):
 
     async def put(self, item: object) -> None:
         if isinstance(item, Update):
+            if self._stats is not None:
+                self._stats.update_received()
             stored = self._store(item)
             self._unconfirmed[item.update_id] = (item, stored)
             self._outcomes[item.update_id] = stored
