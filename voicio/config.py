@@ -47,6 +47,7 @@ class Settings:
     chat_idle_seconds: float
     chat_threads: int
     telegram_rate_limit: bool
+    telegram_max_rate: float
     max_file_bytes: int
     shutdown_grace_seconds: float
     ack_delay_seconds: float
@@ -55,6 +56,7 @@ class Settings:
     webhook_url: str | None
     webhook_secret: str | None
     webhook_path: str
+    webhook_connections: int
     port: int
     database_direct_url: str | None
     sentry_dsn: str | None
@@ -115,6 +117,7 @@ def load_settings(
         chat_idle_seconds=reader.seconds("CHAT_IDLE_SECONDS", 120.0, 0.1, 86400.0),
         chat_threads=reader.integer("CHAT_THREADS", 8, 1, 256),
         telegram_rate_limit=reader.flag("TELEGRAM_RATE_LIMIT", default=True),
+        telegram_max_rate=reader.seconds("TELEGRAM_MAX_RATE", 30.0, 1.0, 1000.0),
         max_file_bytes=reader.integer("MAX_FILE_BYTES", 20 * 1024 * 1024, 1024, 2**31),
         ack_delay_seconds=reader.seconds("ACK_DELAY_SECONDS", 0.5, 0.0, 60.0),
         retention_days=reader.integer("RETENTION_DAYS", 90, 1, 36500),
@@ -122,6 +125,7 @@ def load_settings(
         webhook_url=reader.optional_url("WEBHOOK_URL"),
         webhook_secret=_webhook_secret(reader),
         webhook_path=reader.path("WEBHOOK_PATH", "/telegram/webhook"),
+        webhook_connections=reader.integer("WEBHOOK_MAX_CONNECTIONS", 1, 1, 100),
         port=reader.integer("PORT", 8080, 0, 65535),
         database_direct_url=reader.optional("DATABASE_DIRECT_URL"),
         sentry_dsn=reader.optional("SENTRY_DSN"),

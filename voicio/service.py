@@ -39,9 +39,12 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 def migrate(settings: Settings) -> list[str]:
     """Apply pending migrations to the configured database."""
     url, embedded = database_url(settings)
+    # The migration lock is a session advisory lock: it needs a direct
+    # connection, not a transaction-mode pooler's.
+    direct = settings.database_direct_url or url
     try:
-        wait_until_reachable(url, timeout=30)
-        return apply_migrations(url)
+        wait_until_reachable(direct, timeout=30)
+        return apply_migrations(direct)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -49,14 +52,17 @@ def migrate(settings: Settings) -> list[str]:
 
 def run(settings: Settings) -> None:
     """Run the bot until SIGTERM or SIGINT."""
+    if settings.sentry_dsn:
+        start_sentry(settings.sentry_dsn)
     # Actors hand messages between threads many times per voice note; with
     # the default 5 ms switch interval each hand-off can wait that long for
     # the GIL while the event loop thread is busy.
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     url, embedded = database_url(settings)
+    direct = settings.database_direct_url or url
     try:
-        wait_until_reachable(url, timeout=60)
-        applied = apply_migrations(url)
+        wait_until_reachable(direct, timeout=60)
+        applied = apply_migrations(direct)
         if applied:
             logger.info("Applied migrations: %s", ", ".join(applied))
         asyncio.run(_serve(settings, url))
@@ -71,7 +77,7 @@ async def _serve(settings: Settings, url: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     db_pool = open_pool(url, max_size=4)
-    runtime = Runtime(settings, db_pool)
+    runtime = Runtime(settings, db_pool, settings.database_direct_url or url)
     try:
         await runtime.start()
         await stop.wait()
@@ -83,9 +89,13 @@ async def _serve(settings: Settings, url: str) -> None:
 class Runtime:
     """Voicio running: PTB, the actors and the HTTP side, in order."""
 
-    def __init__(self, settings: Settings, db_pool: ConnectionPool) -> None:
+    def __init__(
+        self, settings: Settings, db_pool: ConnectionPool, ownership_url: str
+    ) -> None:
         self.settings = settings
         self.db_pool = db_pool
+        # Chat locks and LISTEN need a direct connection, not a pooler's.
+        self.ownership_url = ownership_url
         self.stats = Stats()
         self.draining = False
         self.queue = PersistingUpdateQueue(self.stats)
@@ -95,6 +105,7 @@ class Runtime:
             base_file_url=settings.telegram_file_base_url,
             update_queue=self.queue,
             rate_limit=settings.telegram_rate_limit,
+            max_rate=settings.telegram_max_rate,
         )
         self.model = GeminiClient(
             api_key=settings.gemini_api_key,
@@ -123,6 +134,7 @@ class Runtime:
                 username=bot.username,
                 can_read_all_group_messages=bool(bot.can_read_all_group_messages),
             ),
+            ownership_url=self.ownership_url,
             stats=self.stats,
         )
         self.queue.attach(system.storage)
@@ -130,6 +142,7 @@ class Runtime:
         await register_commands(bot)
         await application.start()
         await self._start_http()
+        system.listen()
         system.replay_pending()
         if settings.webhook:
             await self._set_webhook()
@@ -175,7 +188,7 @@ class Runtime:
             secret_token=settings.webhook_secret,
             allowed_updates=ALLOWED_UPDATES,
             drop_pending_updates=False,
-            max_connections=40,
+            max_connections=settings.webhook_connections,
         )
 
     async def readiness(self) -> dict[str, bool]:
@@ -212,6 +225,14 @@ class Runtime:
         )
 
 
+def start_sentry(dsn: str) -> None:
+    """Report errors (and ERROR log lines) to Sentry."""
+    import sentry_sdk
+
+    sentry_sdk.init(dsn=dsn, traces_sample_rate=0.0, send_default_pii=False)
+    logger.info("Reporting errors to Sentry")
+
+
 def database_answers(pool: ConnectionPool) -> bool:
     """Whether a trivial query succeeds within two seconds."""
     try:
@@ -233,4 +254,6 @@ def _system_config(settings: Settings) -> SystemConfig:
         ack_delay_seconds=settings.ack_delay_seconds,
         retention_days=settings.retention_days,
         long_audio_seconds=settings.long_audio_seconds,
+        # Several instances can only share a bot in webhook mode.
+        shared_inbox=settings.webhook,
     )

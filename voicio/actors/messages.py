@@ -21,6 +21,11 @@ class Deliver:
 
 
 @dataclass(frozen=True)
+class Reload:
+    """Load the chat's unfinished updates again: some came in elsewhere."""
+
+
+@dataclass(frozen=True)
 class Passivate:
     """Stop if idle; answer Passivated or PassivateDeclined."""
 

@@ -222,8 +222,15 @@ class StorageClient:
             "finish_update",
         )
 
-    def chats_with_pending_updates(self) -> CallbackFuture[list[int]]:
-        return self.ask(Query(repo.chats_with_pending_updates, name="pending_chats"))
+    def chats_with_pending_updates(
+        self, older_than: float = 0.0
+    ) -> CallbackFuture[list[int]]:
+        run = partial(repo.chats_with_pending_updates, older_than=older_than)
+        return self.ask(Query(run, name="pending_chats"))
+
+    def pending_updates(self, chat_id: int) -> CallbackFuture[list[repo.PendingUpdate]]:
+        run = partial(repo.pending_updates, chat_id=chat_id)
+        return self.ask(Query(run, name="pending_updates"))
 
     # -- chats -----------------------------------------------------------------
 

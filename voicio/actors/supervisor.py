@@ -8,6 +8,12 @@ with exponential backoff; more than `max_restarts` crashes within
 cannot spin the system. Updates arriving meanwhile are safe in the inbox: the
 next actor for the chat replays everything unfinished.
 
+Before starting a chat's actor it claims the chat (see `ownership`): when
+several instances share the database, a chat another instance owns is left
+to it, with a wake-up call. Every `scan_interval` seconds it also looks for
+updates that have waited too long (a lost wake-up, a dead instance) and
+claims their chats.
+
 Every `stats_interval` seconds it logs one line of actor statistics.
 """
 
@@ -34,7 +40,9 @@ from voicio.actors.messages import (
     Passivate,
     Passivated,
     PassivateDeclined,
+    Reload,
 )
+from voicio.actors.ownership import Claim, Notify, Release
 from voicio.actors.runner import AsyncRunner
 from voicio.actors.stats import Stats, StatsSnapshot
 from voicio.actors.storage import StorageClient
@@ -96,12 +104,38 @@ class _Replay:
     chat_ids: list[int]
 
 
+@dataclass(frozen=True)
+class Wake:
+    """A chat has unfinished updates in the inbox (another instance said so)."""
+
+    chat_id: int
+
+
+@dataclass(frozen=True)
+class OwnershipGone:
+    """Every chat lock was lost with the ownership connection."""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    chat_id: int
+    ours: bool
+
+
+@dataclass(frozen=True)
+class _Synced:
+    chat_id: int
+
+
 @dataclass
 class _Child:
     ref: ActorRef[Any] | None
-    state: str = "running"  # running | passivating | restarting | quarantined
+    # claiming | running | passivating | restarting | quarantined
+    state: str = "running"
     buffer: list[Deliver] = field(default_factory=list)
     idle_since: float | None = None
+    # Woken while passivating: start again to load what is waiting.
+    reload: bool = False
     failures: deque[float] = field(default_factory=deque)
 
 
@@ -114,10 +148,12 @@ class Supervisor(ThreadedActor):
         make_chat: ChatFactory,
         storage: StorageClient,
         pool: ActorRef[Any],
+        ownership: ActorRef[Any],
         runner: AsyncRunner,
         stats: Stats,
         idle_seconds: float,
         stats_interval: float,
+        scan_interval: float = 5.0,
         max_restarts: int = 5,
         restart_window: float = 60.0,
     ) -> None:
@@ -125,6 +161,9 @@ class Supervisor(ThreadedActor):
         self._make_chat = make_chat
         self._storage = storage
         self._pool = pool
+        self._ownership = ownership
+        self._scan_interval = scan_interval
+        self._next_scan = time.monotonic() + scan_interval
         self._runner = runner
         self._stats = stats
         self._idle_seconds = idle_seconds
@@ -133,7 +172,9 @@ class Supervisor(ThreadedActor):
         self._restart_window = restart_window
         self._children: dict[int, _Child] = {}
         self._restarts = 0
-        self._tick_every = min(stats_interval, max(0.05, idle_seconds / 2))
+        self._tick_every = min(
+            stats_interval, scan_interval, max(0.05, idle_seconds / 2)
+        )
         self._next_stats = time.monotonic() + stats_interval
 
     def on_start(self) -> None:
@@ -154,9 +195,17 @@ class Supervisor(ThreadedActor):
             case _Restart(chat_id=chat_id):
                 self._on_restart(chat_id)
             case ReplayPending():
-                self._replay_pending()
+                self._scan(older_than=0.0)
             case _Replay(chat_ids=chat_ids):
                 self._on_replay(chat_ids)
+            case Wake(chat_id=chat_id):
+                self._wake(chat_id)
+            case _Claimed(chat_id=chat_id, ours=ours):
+                self._on_claimed(chat_id, ours)
+            case _Synced(chat_id=chat_id):
+                self._release_if_gone(chat_id)
+            case OwnershipGone():
+                self._on_ownership_gone()
             case _Tick():
                 self._on_tick()
             case GetSnapshot():
@@ -172,8 +221,8 @@ class Supervisor(ThreadedActor):
         chat_id = event.chat.id
         child = self._children.get(chat_id)
         if child is None:
-            child = self._start_child(chat_id)
-        if child.state == "passivating":
+            child = self._claim(chat_id)
+        if child.state in ("claiming", "passivating"):
             child.buffer.append(Deliver(event, route.stored))
         elif child.state == "running":
             self._deliver(chat_id, child, Deliver(event, route.stored))
@@ -198,6 +247,62 @@ class Supervisor(ThreadedActor):
                 chat_id,
                 delivery.event.update_id,
             )
+
+    # -- ownership ---------------------------------------------------------------
+
+    def _claim(self, chat_id: int) -> _Child:
+        """Ask for the chat's lock; deliveries wait in the buffer meanwhile."""
+        child = self._children[chat_id] = _Child(None, state="claiming")
+        me = self.actor_ref
+        future = cast(
+            CallbackFuture[bool], self._ownership.ask(Claim(chat_id), block=False)
+        )
+        future.add_done_callback(
+            lambda done: _tell_quietly(me, _Claimed(chat_id, done.outcome()[0] is True))
+        )
+        return child
+
+    def _on_claimed(self, chat_id: int, ours: bool) -> None:
+        child = self._children.get(chat_id)
+        if child is None or child.state != "claiming":
+            return
+        if ours:
+            buffered, child.buffer = child.buffer, []
+            fresh = self._start_child(chat_id)
+            for delivery in buffered:
+                self._deliver(chat_id, fresh, delivery)
+            return
+        # Another instance owns it: its updates are in the inbox; wake the
+        # owner once they are committed.
+        del self._children[chat_id]
+        ownership = self._ownership
+        logger.debug("Chat %s is another instance's; waking it", chat_id)
+        self._storage.sync().add_done_callback(
+            lambda _: _tell_quietly(ownership, Notify(chat_id))
+        )
+
+    def _wake(self, chat_id: int) -> None:
+        child = self._children.get(chat_id)
+        if child is None:
+            self._claim(chat_id)
+        elif child.state == "running" and child.ref is not None:
+            _tell_quietly(child.ref, Reload())
+        elif child.state == "passivating":
+            child.reload = True
+
+    def _release_if_gone(self, chat_id: int) -> None:
+        # Released only if no new actor took the chat while the writes of the
+        # old one were committing (the lock would then still be needed).
+        if chat_id not in self._children:
+            self._ownership.tell(Release(chat_id))
+
+    def _on_ownership_gone(self) -> None:
+        """Stop every chat actor: another instance may be taking its chat."""
+        logger.error("Chat locks lost; stopping %d chat actors", len(self._children))
+        for child in self._children.values():
+            if child.ref is not None:
+                _stop_quietly(child.ref)
+        self._children.clear()
 
     def _start_child(self, chat_id: int) -> _Child:
         ref = self._make_chat(chat_id, self.actor_ref)
@@ -224,12 +329,21 @@ class Supervisor(ThreadedActor):
 
     def _on_passivated(self, chat_id: int) -> None:
         child = self._children.pop(chat_id, None)
-        if child is None or not child.buffer:
+        if child is None:
             return
-        # Updates arrived while it was stopping: they need a new actor.
-        fresh = self._start_child(chat_id)
-        for delivery in child.buffer:
-            self._deliver(chat_id, fresh, delivery)
+        if child.buffer or child.reload:
+            # Work arrived while it was stopping: it needs a new actor (which
+            # loads the chat's unfinished updates).
+            fresh = self._start_child(chat_id)
+            for delivery in child.buffer:
+                self._deliver(chat_id, fresh, delivery)
+            return
+        # Let the chat go once the stopped actor's writes are committed, so
+        # the next owner sees them.
+        me = self.actor_ref
+        self._storage.sync().add_done_callback(
+            lambda _: _tell_quietly(me, _Synced(chat_id))
+        )
 
     def _on_declined(self, chat_id: int) -> None:
         child = self._children.get(chat_id)
@@ -287,17 +401,20 @@ class Supervisor(ThreadedActor):
 
     # -- replay at start-up --------------------------------------------------------
 
-    def _replay_pending(self) -> None:
+    def _scan(self, older_than: float) -> None:
+        """Find chats whose updates have waited longer than `older_than` s."""
         me = self.actor_ref
-        future = self._storage.chats_with_pending_updates()
-        future.add_done_callback(lambda done: me.tell(_Replay(done.outcome()[0] or [])))
+        future = self._storage.chats_with_pending_updates(older_than)
+        future.add_done_callback(
+            lambda done: _tell_quietly(me, _Replay(done.outcome()[0] or []))
+        )
 
     def _on_replay(self, chat_ids: list[int]) -> None:
-        if chat_ids:
-            logger.info("Replaying unfinished updates of %d chats", len(chat_ids))
+        waiting = [chat_id for chat_id in chat_ids if chat_id not in self._children]
+        if waiting:
+            logger.info("Replaying unfinished updates of %d chats", len(waiting))
         for chat_id in chat_ids:
-            if chat_id not in self._children:
-                self._start_child(chat_id)
+            self._wake(chat_id)
 
     # -- timers and stats ------------------------------------------------------------
 
@@ -311,6 +428,9 @@ class Supervisor(ThreadedActor):
     def _on_tick(self) -> None:
         now = time.monotonic()
         self._passivate_idle(now)
+        if now >= self._next_scan:
+            self._next_scan = now + self._scan_interval
+            self._scan(older_than=self._scan_interval)
         if now >= self._next_stats:
             self._next_stats = now + self._stats_interval
             self._log_stats()
@@ -373,4 +493,11 @@ def _tell_quietly(ref: ActorRef[Any], message: Any) -> None:
     try:
         ref.tell(message)
     except ActorDeadError:
-        logger.debug("Timer fired after the supervisor stopped")
+        logger.debug("%s arrived after its actor stopped", type(message).__name__)
+
+
+def _stop_quietly(ref: ActorRef[Any]) -> None:
+    try:
+        ref.stop(block=False)
+    except ActorDeadError:
+        logger.debug("%s had stopped already", ref)

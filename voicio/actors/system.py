@@ -17,16 +17,19 @@ from voicio.actors.chat import BotInfo, ChatActor, ChatDeps
 from voicio.actors.dispatch import Dispatcher
 from voicio.actors.futures import CallbackFuture
 from voicio.actors.gemini_pool import GeminiPool, ModelClient
+from voicio.actors.ownership import Listener, OwnershipActor
 from voicio.actors.ports import TelegramPort
 from voicio.actors.runner import AsyncRunner
 from voicio.actors.stats import SnapshotCollector, Stats
 from voicio.actors.storage import StorageActor, StorageClient
 from voicio.actors.supervisor import (
     GetSnapshot,
+    OwnershipGone,
     ReplayPending,
     Route,
     Supervisor,
     SupervisorSnapshot,
+    Wake,
 )
 from voicio.audio.prepare import AudioPreparer
 from voicio.domain import Inbound
@@ -47,6 +50,7 @@ class SystemConfig:
     ack_delay_seconds: float = 0.5
     retention_days: int = 90
     long_audio_seconds: float = 900.0
+    shared_inbox: bool = False
 
 
 class ActorSystem:
@@ -62,6 +66,7 @@ class ActorSystem:
         loop: asyncio.AbstractEventLoop,
         parse_update: Callable[[dict[str, Any]], Inbound | None],
         bot: BotInfo,
+        ownership_url: str,
         stats: Stats | None = None,
     ) -> None:
         self.stats = stats or Stats()
@@ -94,21 +99,35 @@ class ActorSystem:
             ack_delay=config.ack_delay_seconds,
             retention_days=config.retention_days,
             long_audio_seconds=config.long_audio_seconds,
+            shared_inbox=config.shared_inbox,
         )
 
         def make_chat(chat_id: int, supervisor: ActorRef[Any]) -> ActorRef[Any]:
             return ChatActor.start(chat_id, supervisor, deps)
 
         self.stats.registry.register(SnapshotCollector(self.read_snapshot))
-        self._supervisor = Supervisor.start(
+        self._listener = Listener(ownership_url, self._wake)
+        self._ownership_ref = OwnershipActor.start(ownership_url, self._ownership_gone)
+        self._supervisor: ActorRef[Supervisor] = Supervisor.start(
             make_chat=make_chat,
             storage=self.storage,
             pool=self._pool_ref,
+            ownership=self._ownership_ref,
             runner=self.runner,
             stats=self.stats,
             idle_seconds=config.chat_idle_seconds,
             stats_interval=config.stats_interval_seconds,
         )
+
+    def _ownership_gone(self) -> None:
+        self._supervisor.tell(OwnershipGone())
+
+    def _wake(self, chat_id: int) -> None:
+        self._supervisor.tell(Wake(chat_id))
+
+    def listen(self) -> None:
+        """Start taking wake-up calls from other instances."""
+        self._listener.start()
 
     def route(self, event: Inbound, stored: CallbackFuture[bool] | None = None) -> None:
         """Hand an update to its chat's actor; `stored` tells if it is new."""
@@ -161,11 +180,15 @@ class ActorSystem:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every actor; unfinished work stays in the inbox for the next run."""
         self._closing.set()
+        self._listener.stop()
         for ref in (self._supervisor, self._pool_ref):
             _stop(ref, timeout)
         # ChatActors run on the dispatcher; their pending updates are replayed.
         self.dispatcher.shutdown(timeout)
         _stop(self._storage_ref, timeout)
+        # Last: closing the ownership connection frees this instance's chats
+        # only after their writes are committed.
+        _stop(self._ownership_ref, timeout)
         # Called off the event loop (which must keep running for this).
         closing = self.runner.run(self._model.aclose())
         try:

@@ -61,6 +61,7 @@ def build_application(
     base_file_url: str,
     update_queue: PersistingUpdateQueue,
     rate_limit: bool,
+    max_rate: float = 30.0,
 ) -> PtbApplication:
     """Build PTB's Application; Voicio does all processing in its actors."""
     builder = (
@@ -76,7 +77,8 @@ def build_application(
     )
     if rate_limit:
         # Telegram's per-chat and per-group limits, with RetryAfter honoured.
-        limiter = AIORateLimiter(max_retries=3)
+        # `max_rate` is this instance's share of the bot's 30 messages/s.
+        limiter = AIORateLimiter(overall_max_rate=max_rate, max_retries=3)
         # The builder's generic parameters do not follow a limiter swapped in
         # after construction; the types line up at run time.
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]

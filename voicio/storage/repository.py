@@ -121,13 +121,25 @@ def load_chat_state(
     return _settings(row[1:7]), pending
 
 
-def chats_with_pending_updates(conn: Conn) -> list[int]:
-    """Return every chat that has unfinished updates, by its oldest one."""
+def chats_with_pending_updates(conn: Conn, older_than: float = 0.0) -> list[int]:
+    """Return chats with an update unfinished for over `older_than` seconds."""
     rows = conn.execute(
         "SELECT chat_id FROM updates WHERE done_at IS NULL AND chat_id IS NOT NULL"
-        " GROUP BY chat_id ORDER BY min(update_id)"
+        " AND received_at < now() - make_interval(secs => %s)"
+        " GROUP BY chat_id ORDER BY min(update_id)",
+        (older_than,),
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def pending_updates(conn: Conn, chat_id: int) -> list[PendingUpdate]:
+    """Return a chat's unfinished updates, oldest first (no attempt counted)."""
+    rows = conn.execute(
+        "SELECT update_id, payload, attempts FROM updates"
+        " WHERE chat_id = %s AND done_at IS NULL ORDER BY update_id",
+        (chat_id,),
+    ).fetchall()
+    return [PendingUpdate(*row) for row in rows]
 
 
 def finish_update(conn: Conn, update_id: int, outcome: str) -> None:

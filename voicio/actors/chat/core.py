@@ -26,6 +26,7 @@ from voicio.actors.messages import (
     Passivate,
     Passivated,
     PassivateDeclined,
+    Reload,
 )
 from voicio.actors.ports import ChatMoved, ChatUnreachable, Keyboard, TelegramPort
 from voicio.actors.runner import AsyncRunner, Outcome
@@ -34,6 +35,7 @@ from voicio.actors.storage import ChatState, StorageClient
 from voicio.audio.prepare import AudioPreparer
 from voicio.domain import ChatSettings, Inbound
 from voicio.i18n import Translator, pick_language, translator
+from voicio.storage.repository import PendingUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ class ChatDeps:
     retention_days: int = 90
     # Notes longer than this are split, transcribed piecewise and merged.
     long_audio_seconds: float = 900.0
+    # Other instances may store this chat's updates (webhook mode): check the
+    # inbox before taking in a delivered one, so order holds across them.
+    shared_inbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,11 @@ class ChatCore(DispatchedActor):
         self._arrivals: deque[tuple[Inbound, CallbackFuture[bool] | None]] = deque()
         self._awaiting_arrival = False
         self._pending_at_load: set[int] = set()
-        self._last_update_id = 0
+        # Updates taken in by this actor (each exactly once), and how far the
+        # inbox has been checked for updates other instances stored.
+        self._accepted: set[int] = set()
+        self._checked_up_to = 0
+        self._checking_inbox = False
         self._waiting: dict[int, Callable[[Outcome[Any]], None]] = {}
         self._tokens = itertools.count(1)
         self._reported_idle = False
@@ -146,6 +155,8 @@ class ChatCore(DispatchedActor):
                 self._waiting.pop(job.tag)(Outcome(message))
             case Tick():
                 self._on_tick(message)
+            case Reload():
+                self._reload()
             case Passivate():
                 self._on_passivate()
                 return None
@@ -263,6 +274,31 @@ class ChatCore(DispatchedActor):
             self._accept(event)
         self._take_arrivals()
 
+    def _reload(self) -> None:
+        """Take in updates another instance stored for this chat."""
+        if self._settings is None:
+            return  # still loading: the load brings them
+
+        def loaded(outcome: Outcome[list[PendingUpdate]]) -> None:
+            self._merge_pending(outcome.value or [], below=None)
+            self._take_arrivals()
+
+        self._await(self._deps.storage.pending_updates(self.chat_id), loaded)
+
+    def _merge_pending(self, pending: list[PendingUpdate], below: int | None) -> None:
+        """Queue stored updates this actor has not taken in, in update order."""
+        known = self._accepted | {event.update_id for event, _ in self._arrivals}
+        fresh = [
+            (event, None)
+            for item in pending
+            if item.update_id not in known
+            and (below is None or item.update_id < below)
+            and (event := self._deps.parse_update(item.payload))
+        ]
+        if fresh:
+            merged = sorted([*self._arrivals, *fresh], key=lambda a: a[0].update_id)
+            self._arrivals = deque(merged)
+
     def _abandon(self, update_id: int, payload: dict[str, Any], attempts: int) -> None:
         """Give up on an update that keeps crashing its actor."""
         logger.error(
@@ -282,16 +318,35 @@ class ChatCore(DispatchedActor):
     def _take_arrivals(self) -> None:
         """Accept delivered updates in order, each once its store is answered."""
         while self._settings is not None and self._arrivals:
-            if self._awaiting_arrival:
+            if self._awaiting_arrival or self._checking_inbox:
                 return
             event, stored = self._arrivals[0]
             if stored is not None and not stored.done():
                 self._awaiting_arrival = True
                 self._await(stored, self._on_arrival_stored)
                 return
+            if stored is not None and self._must_check_inbox(event):
+                self._check_inbox(event.update_id)
+                return
             self._arrivals.popleft()
             if stored is None or self._is_fresh(event, stored):
                 self._accept(event)
+
+    def _must_check_inbox(self, event: Inbound) -> bool:
+        # With several instances, an earlier update of this chat may have
+        # reached another one and be waiting in the inbox: take it in first.
+        return self._deps.shared_inbox and event.update_id > self._checked_up_to
+
+    def _check_inbox(self, below: int) -> None:
+        self._checking_inbox = True
+
+        def loaded(outcome: Outcome[list[PendingUpdate]]) -> None:
+            self._checking_inbox = False
+            self._checked_up_to = below
+            self._merge_pending(outcome.value or [], below=below)
+            self._take_arrivals()
+
+        self._await(self._deps.storage.pending_updates(self.chat_id), loaded)
 
     def _on_arrival_stored(self, _: Outcome[bool]) -> None:
         self._awaiting_arrival = False
@@ -312,9 +367,9 @@ class ChatCore(DispatchedActor):
         return False
 
     def _accept(self, event: Inbound) -> None:
-        if event.update_id <= self._last_update_id:
+        if event.update_id in self._accepted:
             return  # a replay of something already under way
-        self._last_update_id = event.update_id
+        self._accepted.add(event.update_id)
         if self._unreachable and not self._speaks_again(event):
             self._finish(event.update_id, "unreachable")
             return
