@@ -65,8 +65,8 @@ class BotProcess:
         )
         threading.Thread(target=self._read, name="bot-log", daemon=True).start()
         self.wait_for_log(r"Voicio is running", ready_timeout)
-        port = self.wait_for_log(r"on port (\d+)", 1).group(1)
-        self.http = f"http://127.0.0.1:{port}"
+        match = self.wait_for_log(r"on port (\d+)", 1)
+        self.http = f"http://127.0.0.1:{match.group(1)}" if match else ""
         return self
 
     def _read(self) -> None:

@@ -10,9 +10,10 @@ next actor for the chat replays everything unfinished.
 
 Before starting a chat's actor it claims the chat (see `ownership`): when
 several instances share the database, a chat another instance owns is left
-to it, with a wake-up call. Every `scan_interval` seconds it also looks for
-updates that have waited too long (a lost wake-up, a dead instance) and
-claims their chats.
+to it, with a wake-up call. With `scan_interval` set (webhook mode, where
+several instances may run), it also looks that often for updates that have
+waited too long in chats it has no actor for (a lost wake-up, a dead
+instance) and claims those chats.
 
 Every `stats_interval` seconds it logs one line of actor statistics.
 """
@@ -148,12 +149,12 @@ class Supervisor(ThreadedActor):
         make_chat: ChatFactory,
         storage: StorageClient,
         pool: ActorRef[Any],
-        ownership: ActorRef[Any],
+        ownership: ActorRef[Any] | None,
         runner: AsyncRunner,
         stats: Stats,
         idle_seconds: float,
         stats_interval: float,
-        scan_interval: float = 5.0,
+        scan_interval: float = 0.0,
         max_restarts: int = 5,
         restart_window: float = 60.0,
     ) -> None:
@@ -173,7 +174,7 @@ class Supervisor(ThreadedActor):
         self._children: dict[int, _Child] = {}
         self._restarts = 0
         self._tick_every = min(
-            stats_interval, scan_interval, max(0.05, idle_seconds / 2)
+            stats_interval, scan_interval or stats_interval, max(0.05, idle_seconds / 2)
         )
         self._next_stats = time.monotonic() + stats_interval
 
@@ -254,6 +255,10 @@ class Supervisor(ThreadedActor):
         """Ask for the chat's lock; deliveries wait in the buffer meanwhile."""
         child = self._children[chat_id] = _Child(None, state="claiming")
         me = self.actor_ref
+        if self._ownership is None:
+            # The only instance (polling): every chat is ours without asking.
+            me.tell(_Claimed(chat_id, True))
+            return child
         future = cast(
             CallbackFuture[bool], self._ownership.ask(Claim(chat_id), block=False)
         )
@@ -276,6 +281,7 @@ class Supervisor(ThreadedActor):
         # owner once they are committed.
         del self._children[chat_id]
         ownership = self._ownership
+        assert ownership is not None
         logger.debug("Chat %s is another instance's; waking it", chat_id)
         self._storage.sync().add_done_callback(
             lambda _: _tell_quietly(ownership, Notify(chat_id))
@@ -293,7 +299,7 @@ class Supervisor(ThreadedActor):
     def _release_if_gone(self, chat_id: int) -> None:
         # Released only if no new actor took the chat while the writes of the
         # old one were committing (the lock would then still be needed).
-        if chat_id not in self._children:
+        if chat_id not in self._children and self._ownership is not None:
             self._ownership.tell(Release(chat_id))
 
     def _on_ownership_gone(self) -> None:
@@ -337,6 +343,8 @@ class Supervisor(ThreadedActor):
             fresh = self._start_child(chat_id)
             for delivery in child.buffer:
                 self._deliver(chat_id, fresh, delivery)
+            return
+        if self._ownership is None:
             return
         # Let the chat go once the stopped actor's writes are committed, so
         # the next owner sees them.
@@ -410,11 +418,12 @@ class Supervisor(ThreadedActor):
         )
 
     def _on_replay(self, chat_ids: list[int]) -> None:
+        # Chats with an actor here know their work; the others need one.
         waiting = [chat_id for chat_id in chat_ids if chat_id not in self._children]
         if waiting:
             logger.info("Replaying unfinished updates of %d chats", len(waiting))
-        for chat_id in chat_ids:
-            self._wake(chat_id)
+        for chat_id in waiting:
+            self._claim(chat_id)
 
     # -- timers and stats ------------------------------------------------------------
 
@@ -428,7 +437,7 @@ class Supervisor(ThreadedActor):
     def _on_tick(self) -> None:
         now = time.monotonic()
         self._passivate_idle(now)
-        if now >= self._next_scan:
+        if self._scan_interval and now >= self._next_scan:
             self._next_scan = now + self._scan_interval
             self._scan(older_than=self._scan_interval)
         if now >= self._next_stats:

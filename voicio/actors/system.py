@@ -107,7 +107,13 @@ class ActorSystem:
 
         self.stats.registry.register(SnapshotCollector(self.read_snapshot))
         self._listener = Listener(ownership_url, self._wake)
-        self._ownership_ref = OwnershipActor.start(ownership_url, self._ownership_gone)
+        # Chat ownership matters only when other instances can exist: in
+        # webhook mode. A polling instance is the bot's only consumer.
+        self._ownership_ref = (
+            OwnershipActor.start(ownership_url, self._ownership_gone)
+            if config.shared_inbox
+            else None
+        )
         self._supervisor: ActorRef[Supervisor] = Supervisor.start(
             make_chat=make_chat,
             storage=self.storage,
@@ -116,6 +122,8 @@ class ActorSystem:
             runner=self.runner,
             stats=self.stats,
             idle_seconds=config.chat_idle_seconds,
+            # Only webhook mode can have other instances to watch for.
+            scan_interval=5.0 if config.shared_inbox else 0.0,
             stats_interval=config.stats_interval_seconds,
         )
 
@@ -126,8 +134,9 @@ class ActorSystem:
         self._supervisor.tell(Wake(chat_id))
 
     def listen(self) -> None:
-        """Start taking wake-up calls from other instances."""
-        self._listener.start()
+        """Start taking wake-up calls from other instances (webhook mode)."""
+        if self._ownership_ref is not None:
+            self._listener.start()
 
     def route(self, event: Inbound, stored: CallbackFuture[bool] | None = None) -> None:
         """Hand an update to its chat's actor; `stored` tells if it is new."""
@@ -180,7 +189,8 @@ class ActorSystem:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every actor; unfinished work stays in the inbox for the next run."""
         self._closing.set()
-        self._listener.stop()
+        if self._ownership_ref is not None:
+            self._listener.stop()
         for ref in (self._supervisor, self._pool_ref):
             _stop(ref, timeout)
         # ChatActors run on the dispatcher; their pending updates are replayed.
@@ -188,7 +198,8 @@ class ActorSystem:
         _stop(self._storage_ref, timeout)
         # Last: closing the ownership connection frees this instance's chats
         # only after their writes are committed.
-        _stop(self._ownership_ref, timeout)
+        if self._ownership_ref is not None:
+            _stop(self._ownership_ref, timeout)
         # Called off the event loop (which must keep running for this).
         closing = self.runner.run(self._model.aclose())
         try:
