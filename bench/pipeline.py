@@ -97,13 +97,18 @@ class Rig:
                 "LOG_LEVEL": "INFO",
             },
         )
+        # Registered first, so a failed start leaves no bot running behind.
+        stack.callback(self._stop_bot)
         self.bot.start(ready_timeout=60)
-        stack.callback(self.bot.stop, 120)
         self.audio = english_notes()[0].data
 
         self.chat_of_audio: dict[str, int] = {}
         self._replies: dict[int, float] = {}
         self._scanned = 0
+
+    def _stop_bot(self) -> None:
+        if self.bot.running:
+            self.bot.stop(120)
 
     def send_notes(self, first_chat: int, count: int) -> dict[int, float]:
         """Send one note from each of `count` new private chats; return send times.
