@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 ChatFactory = Callable[[int, ActorRef[Any]], ActorRef[Any]]
 
+PURGE_INTERVAL_SECONDS = 3600.0
+
 
 @dataclass(frozen=True)
 class Route:
@@ -155,6 +157,7 @@ class Supervisor(ThreadedActor):
         idle_seconds: float,
         stats_interval: float,
         scan_interval: float = 0.0,
+        retention_days: int = 90,
         max_restarts: int = 5,
         restart_window: float = 60.0,
     ) -> None:
@@ -165,6 +168,9 @@ class Supervisor(ThreadedActor):
         self._ownership = ownership
         self._scan_interval = scan_interval
         self._next_scan = time.monotonic() + scan_interval
+        self._retention_days = retention_days
+        # The first purge runs a minute after start, then hourly.
+        self._next_purge = time.monotonic() + 60.0
         self._runner = runner
         self._stats = stats
         self._idle_seconds = idle_seconds
@@ -437,6 +443,9 @@ class Supervisor(ThreadedActor):
     def _on_tick(self) -> None:
         now = time.monotonic()
         self._passivate_idle(now)
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL_SECONDS
+            self._purge()
         if self._scan_interval and now >= self._next_scan:
             self._next_scan = now + self._scan_interval
             self._scan(older_than=self._scan_interval)
@@ -444,6 +453,20 @@ class Supervisor(ThreadedActor):
             self._next_stats = now + self._stats_interval
             self._log_stats()
         self._schedule_tick()
+
+    def _purge(self) -> None:
+        """Delete notes older than the retention period (and old inbox rows)."""
+
+        def purged(done: CallbackFuture[tuple[int, int]]) -> None:
+            counts, error = done.outcome()
+            if error is not None:
+                logger.warning("Retention purge failed: %r", error)
+            elif counts and any(counts):
+                logger.info(
+                    "Retention purge: %d notes and %d finished updates deleted", *counts
+                )
+
+        self._storage.purge_expired(self._retention_days).add_done_callback(purged)
 
     def _snapshot(self) -> SupervisorSnapshot:
         depths = [

@@ -124,6 +124,7 @@ class ActorSystem:
             idle_seconds=config.chat_idle_seconds,
             # Only webhook mode can have other instances to watch for.
             scan_interval=5.0 if config.shared_inbox else 0.0,
+            retention_days=config.retention_days,
             stats_interval=config.stats_interval_seconds,
         )
 
