@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 import collections
 import random
-import tempfile
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
-from bench.pipeline import admin_url
-from tests.fakes.gemini_api import FakeGemini
-from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
+from bench.common import admin_url, start_fakes
+from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.support.bot import BotProcess
 from tests.support.database import DatabaseFactory
 from tests.support.voices import english_notes
@@ -31,12 +28,7 @@ from tests.support.voices import english_notes
 def trial(url: str, notes: int, rng: random.Random) -> tuple[int, int, int]:
     """Run one crash; return (notes sent, notes answered, extra replies)."""
     with ExitStack() as stack:
-        telegram, gemini = FakeTelegram(), FakeGemini()
-        telegram.start()
-        gemini.start()
-        stack.callback(telegram.stop)
-        stack.callback(gemini.stop)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        telegram, gemini, workdir = start_fakes(stack)
 
         def bot() -> BotProcess:
             process = BotProcess(

@@ -28,9 +28,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.pipeline import admin_url
-from tests.fakes.gemini_api import FakeGemini
-from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
+from bench.common import admin_url, start_fakes
+from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.support.bot import BotProcess
 from tests.support.database import DatabaseFactory
 from tests.support.voices import looped_recording
@@ -67,13 +66,8 @@ def run_once(
     audio: bytes, seconds: int, env: dict[str, str], latency: float, url: str
 ) -> tuple[float, Peak, int]:
     with ExitStack() as stack:
-        telegram, gemini = FakeTelegram(), FakeGemini()
-        telegram.start()
-        gemini.start()
-        stack.callback(telegram.stop)
-        stack.callback(gemini.stop)
+        telegram, gemini, workdir = start_fakes(stack)
         gemini.set_latency(latency)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         bot = BotProcess(
             telegram=telegram, gemini=gemini, database_url=url, workdir=workdir, env=env
         )

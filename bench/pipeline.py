@@ -21,25 +21,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import socket
 import statistics
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 
-from tests.fakes.gemini_api import FakeGemini
-from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
+from bench.common import admin_url, start_fakes
+from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.support.bot import BotProcess
-from tests.support.database import ADMIN_URL_VARIABLE, DatabaseFactory, database_server
+from tests.support.database import DatabaseFactory
 from tests.support.voices import english_notes
-
-LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -55,36 +49,14 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-@contextmanager
-def admin_url() -> Iterator[str]:
-    if os.environ.get(ADMIN_URL_VARIABLE):
-        yield os.environ[ADMIN_URL_VARIABLE]
-        return
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        with database_server() as url:
-            yield url
-        return
-    yield LOCAL_SERVER
-
-
 class Rig:
     """Fakes, a fresh database and one bot process."""
 
     def __init__(
         self, stack: ExitStack, args: argparse.Namespace, databases: DatabaseFactory
     ):
-        self.telegram = FakeTelegram()
-        self.gemini = FakeGemini()
-        self.telegram.start()
-        self.gemini.start()
-        stack.callback(self.telegram.stop)
-        stack.callback(self.gemini.stop)
+        self.telegram, self.gemini, workdir = start_fakes(stack)
         self.gemini.set_latency(args.latency)
-        workdir = Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="voicio-bench-"))
-        )
         self.bot = BotProcess(
             telegram=self.telegram,
             gemini=self.gemini,
