@@ -97,7 +97,6 @@ class AudioIn(Inbound):
     message_id: int
     audio: AudioRef
     forward_origin: str | None = None
-    reply_to_message_id: int | None = None
     # Asked for explicitly (`/transcribe`, a mention): group policy aside.
     requested: bool = False
 
@@ -120,7 +119,6 @@ class CommandIn(Inbound):
     message_id: int
     command: str
     args: str
-    reply_to_message_id: int | None = None
     replied: RepliedAudio | None = None
     addressed_to_me: bool = True
 
@@ -142,7 +140,6 @@ class OtherIn(Inbound):
     what: str
     text: str | None = None
     mentions_me: bool = False
-    reply_to_message_id: int | None = None
     replied: RepliedAudio | None = None
     # A group became a supergroup: the old group's last message names the new
     # id, the supergroup's first message names the old one.
@@ -158,15 +155,6 @@ class Usage:
     text_tokens: int = 0
     output_tokens: int = 0
     thought_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return (
-            self.audio_tokens
-            + self.text_tokens
-            + self.output_tokens
-            + self.thought_tokens
-        )
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(

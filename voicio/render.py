@@ -17,7 +17,6 @@ from voicio.domain import Mode
 from voicio.i18n import Translator
 
 MESSAGE_LIMIT = 4096
-CAPTION_LIMIT = 1024
 # Beyond this many messages a reply is easier to read as a file.
 MAX_PARTS = 4
 

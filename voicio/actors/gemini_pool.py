@@ -121,7 +121,6 @@ class PoolStats:
     in_flight: int
     limit: int
     queued: int
-    queued_chats: int
 
 
 @dataclass(frozen=True)
@@ -287,7 +286,7 @@ class GeminiPool(ThreadedActor):
 
     def _stats(self) -> PoolStats:
         queued = sum(len(q) for q in self._queues.values())
-        return PoolStats(self._in_flight, int(self._limit), queued, len(self._queues))
+        return PoolStats(self._in_flight, int(self._limit), queued)
 
 
 class _Executor:

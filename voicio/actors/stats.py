@@ -42,8 +42,6 @@ class StatsSnapshot:
     failures: dict[str, int]
     p50_seconds: float
     p95_seconds: float
-    added_p50_seconds: float
-    added_p95_seconds: float
     gemini_requests: int
     gemini_retries: int
     gemini_429: int
@@ -58,7 +56,6 @@ class Stats:
         self._done = 0
         self._failures: Counter[str] = Counter()
         self._durations: deque[float] = deque(maxlen=window)
-        self._added: deque[float] = deque(maxlen=window)
         self._requests = 0
         self._retries = 0
         self._rate_limited = 0
@@ -97,12 +94,11 @@ class Stats:
     def update_received(self) -> None:
         self._m_updates.inc()
 
-    def note_finished(self, seconds: float, model_seconds: float) -> None:
-        """Count a note answered after `seconds`, `model_seconds` of it in Gemini."""
+    def note_finished(self, seconds: float) -> None:
+        """Count a note answered `seconds` after it arrived."""
         with self._lock:
             self._done += 1
             self._durations.append(seconds)
-            self._added.append(max(0.0, seconds - model_seconds))
         self._m_notes.labels("done").inc()
         self._m_seconds.observe(seconds)
 
@@ -151,15 +147,12 @@ class Stats:
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             durations = sorted(self._durations)
-            added = sorted(self._added)
             return StatsSnapshot(
                 notes_done=self._done,
                 notes_failed=sum(self._failures.values()),
                 failures=dict(self._failures),
                 p50_seconds=percentile(durations, 0.5),
                 p95_seconds=percentile(durations, 0.95),
-                added_p50_seconds=percentile(added, 0.5),
-                added_p95_seconds=percentile(added, 0.95),
                 gemini_requests=self._requests,
                 gemini_retries=self._retries,
                 gemini_429=self._rate_limited,

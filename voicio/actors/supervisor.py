@@ -496,7 +496,7 @@ class Supervisor(ThreadedActor):
 
     def _log_stats(self) -> None:
         snap = self._snapshot()
-        pool = snap.pool or PoolStats(0, 0, 0, 0)
+        pool = snap.pool or PoolStats(0, 0, 0)
         stats = snap.stats
         logger.info(
             "actor stats: chats=%d mailbox_max=%d mailbox_total=%d"

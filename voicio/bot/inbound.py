@@ -88,7 +88,6 @@ class UpdateReader:
                 message_id=message.message_id,
                 audio=audio,
                 forward_origin=_origin(message),
-                reply_to_message_id=_reply_id(message),
             )
         command = self._command(message)
         replied = _replied_audio(message)
@@ -99,7 +98,6 @@ class UpdateReader:
                 message_id=message.message_id,
                 command=name,
                 args=args,
-                reply_to_message_id=_reply_id(message),
                 replied=replied,
                 addressed_to_me=addressed,
             )
@@ -109,7 +107,6 @@ class UpdateReader:
             what=_kind(message),
             text=message.text,
             mentions_me=self._mentions_me(message),
-            reply_to_message_id=_reply_id(message),
             replied=replied,
             migrated_to=message.migrate_to_chat_id,
             migrated_from=message.migrate_from_chat_id,
@@ -231,11 +228,6 @@ def _origin(message: Message) -> str | None:
     if isinstance(origin, MessageOriginChannel):
         return origin.chat.title
     return None
-
-
-def _reply_id(message: Message) -> int | None:
-    replied = message.reply_to_message
-    return replied.message_id if replied is not None else None
 
 
 def _kind(message: Message) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -515,6 +514,3 @@ class ChatCore(DispatchedActor):
     def _log_failure(self, what: str, outcome: Outcome[Any]) -> None:
         if outcome.error is not None:
             logger.warning("Chat %s: %s failed: %r", self.chat_id, what, outcome.error)
-
-    def _elapsed(self, started: float) -> float:
-        return time.monotonic() - started

@@ -444,7 +444,7 @@ class NotesPart(ChatCore):
         )
         if task.summary is not None and outcome in ("done", "maybe_delivered"):
             seconds = time.monotonic() - task.started
-            self._deps.stats.note_finished(seconds, task.model_seconds)
+            self._deps.stats.note_finished(seconds)
             logger.info(
                 "Chat %s note %s answered in %.2fs (model %.2fs, mode %s)",
                 self.chat_id,
