@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from voicio.config import DEFAULT_GEMINI_MODEL, ConfigError, load_settings
+from voicio.logs import RedactSecrets
 
 BASE = {"TELEGRAM_BOT_TOKEN": "123:abc", "GEMINI_API_KEY": "key-123456"}
 
@@ -58,3 +63,45 @@ def test_secrets_do_not_appear_in_repr(tmp_path: Path) -> None:
 
     assert "123:abc" not in repr(settings)
     assert "key-123456" not in repr(settings)
+
+
+def test_voicio_run_without_a_token_stops_and_names_the_variable(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GEMINI_API_KEY": "k"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "voicio", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "TELEGRAM_BOT_TOKEN: is required but not set" in result.stderr
+
+
+def test_secrets_are_redacted_from_log_lines_and_tracebacks() -> None:
+    redact = RedactSecrets(["123:secret-token", "short"])
+    try:
+        raise RuntimeError("POST https://api.telegram.org/bot123:secret-token/getMe")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "x",
+            logging.ERROR,
+            __file__,
+            1,
+            "calling %s",
+            ("bot123:secret-token",),
+            sys.exc_info(),
+        )
+
+    assert redact.filter(record)
+
+    assert record.getMessage() == "calling bot[redacted]"
+    assert record.exc_text is not None
+    assert "secret-token" not in record.exc_text
+    assert "[redacted]" in record.exc_text

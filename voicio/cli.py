@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(
         settings.log_level,
-        secrets=(settings.telegram_bot_token, settings.gemini_api_key),
+        secrets=(
+            settings.telegram_bot_token,
+            settings.gemini_api_key,
+            settings.webhook_secret or "",
+        ),
     )
     if args.command == "migrate":
         applied = service.migrate(settings)

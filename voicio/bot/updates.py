@@ -78,14 +78,18 @@ class PersistingUpdateQueue(asyncio.Queue[object]):
     async def wait_stored(self) -> None:
         """Return once every update put so far is committed to the database."""
         assert self._storage is not None
-        for update_id, (update, stored) in list(self._unconfirmed.items()):
+        waiting = list(self._unconfirmed.items())
+        for update_id, (update, stored) in waiting:
             if not stored.done() or stored.outcome()[1] is not None:
                 await self._until_done(
                     f"update {update_id}", stored, partial(self._store, update)
                 )
         sync = self._storage.sync
         await self._until_done("the received updates", sync(), sync)
-        self._unconfirmed.clear()
+        # Only what this call saw committed; concurrent deliveries (webhook
+        # mode) may have put more since, and their own call confirms those.
+        for update_id, _ in waiting:
+            self._unconfirmed.pop(update_id, None)
 
     async def _until_done(
         self,

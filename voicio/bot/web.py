@@ -71,7 +71,7 @@ class Webhook:
         try:
             data = json.loads(await request.body())
             update = Update.de_json(data, self._bot)
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             logger.warning("Rejected a webhook request: not a Telegram update")
             return JSONResponse({"error": "bad update"}, status_code=400)
         await self._queue.put(update)

@@ -383,8 +383,9 @@ class NotesPart(ChatCore):
         if not task.ready or task.sending:
             return
         task.sending = True
-        if task.reply_ids:
-            # A replay of a note whose reply went out before a restart.
+        if task.reply_ids and not task.event.requested:
+            # A replay of a note whose reply went out before a restart (one
+            # asked for again with /transcribe is answered again).
             self._settle_note(task, task.reply_ids, "done")
             return
         rendered, buttons = self._render_task(task)
