@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -285,3 +287,24 @@ def test_a_reply_too_long_for_four_messages_arrives_as_a_file(
     assert reply.document.file_name.endswith(".txt")
     body = reply.document.data.decode()
     assert body.count("A sentence of the transcript that goes on.") == 2 * 300
+
+
+def test_without_database_url_an_embedded_postgres_keeps_the_data(
+    start_bot: BotFactory, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "voicio-data"
+    env = {"VOICIO_DATA_DIR": str(data_dir)}
+    first = start_bot(env=env, database_url="")
+    telegram.send_voice(
+        private(ALICE), ALICE, recording("voice/en_22.ogg").data, duration=3
+    )
+    telegram.wait_for_messages(ALICE.id, 1)
+    assert first.stop() == 0
+
+    second = start_bot(env=env, database_url="")
+    telegram.send_text(private(ALICE), ALICE, "/history")
+
+    history = telegram.wait_for_messages(ALICE.id, 2, timeout=30)[1]
+    assert recording("voice/en_22.ogg").text in history.text
+    assert (data_dir / "postgres" / "PG_VERSION").exists()
+    assert second.stop() == 0  # which also stops the embedded server

