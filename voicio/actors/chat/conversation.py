@@ -409,6 +409,14 @@ class ConversationPart(NotesPart):
             answered,
         )
 
+    def _answer_working(self, event: CallbackIn) -> None:
+        """Stop a button's spinner with a "working" notice; the update stays open."""
+        t = self._translator(event)
+        self._io(
+            self._deps.port.answer_callback(event.callback_id, t("callback.working")),
+            lambda o: self._log_failure("answerCallbackQuery", o),
+        )
+
     def _replace_and_answer(
         self,
         event: CallbackIn,
@@ -442,11 +450,7 @@ class ConversationPart(NotesPart):
         if view.summary is not None:
             self._display(event, view.note, mode, view.summary, position)
             return
-        t = self._translator(event)
-        self._io(
-            self._deps.port.answer_callback(event.callback_id, t("callback.working")),
-            lambda o: self._log_failure("answerCallbackQuery", o),
-        )
+        self._answer_working(event)
         self._summarize(
             view.note,
             mode,
@@ -489,11 +493,7 @@ class ConversationPart(NotesPart):
     def _redo(
         self, event: CallbackIn, view: NoteView, mode: Mode, from_audio: bool
     ) -> None:
-        t = self._translator(event)
-        self._io(
-            self._deps.port.answer_callback(event.callback_id, t("callback.working")),
-            lambda o: self._log_failure("answerCallbackQuery", o),
-        )
+        self._answer_working(event)
         note = view.note
         if not from_audio:
             self._summarize(
