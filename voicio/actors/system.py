@@ -95,7 +95,6 @@ class ActorSystem:
             parse_update=parse_update,
             bot=bot,
             audio=audio,
-            max_file_bytes=config.max_file_bytes,
             ack_delay=config.ack_delay_seconds,
             retention_days=config.retention_days,
             long_audio_seconds=config.long_audio_seconds,

@@ -47,7 +47,7 @@ class AudioPreparer:
 
     def __init__(self, download: Download, max_bytes: int) -> None:
         self._download = download
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
 
     async def prepare(self, audio: AudioRef) -> PreparedAudio:
         """Return audio ready to send inline.
@@ -56,11 +56,7 @@ class AudioPreparer:
             AudioTooBig: the file is larger than a bot may download.
             AudioUnreadable: the bytes are empty or not decodable audio.
         """
-        if audio.file_size is not None and audio.file_size > self._max_bytes:
-            raise AudioTooBig(f"{audio.file_size} bytes")
-        data = await self._download(audio.file_id, self._max_bytes)
-        if not data:
-            raise AudioUnreadable("the file is empty")
+        data = await self._fetch(audio)
         mime = inline_mime_type(data)
         if mime is not None and audio.kind is not MediaKind.VIDEO_NOTE:
             return PreparedAudio(data, mime)
@@ -75,15 +71,20 @@ class AudioPreparer:
         The audio goes to disk, and ffmpeg streams it from there: memory holds
         at most the downloaded file (20 MB) and short analysis windows.
         """
-        if audio.file_size is not None and audio.file_size > self._max_bytes:
-            raise AudioTooBig(f"{audio.file_size} bytes")
-        data = await self._download(audio.file_id, self._max_bytes)
-        if not data:
-            raise AudioUnreadable("the file is empty")
+        data = await self._fetch(audio)
         source = folder / f"note{_suffix(audio)}"
         await asyncio.to_thread(source.write_bytes, data)
         del data
         return await split_long_audio(source, folder / "parts", target=target_seconds)
+
+    async def _fetch(self, audio: AudioRef) -> bytes:
+        """Download a note's bytes, refusing what is too big or empty."""
+        if audio.file_size is not None and audio.file_size > self.max_bytes:
+            raise AudioTooBig(f"{audio.file_size} bytes")
+        data = await self._download(audio.file_id, self.max_bytes)
+        if not data:
+            raise AudioUnreadable("the file is empty")
+        return data
 
 
 def _suffix(audio: AudioRef) -> str:

@@ -63,7 +63,6 @@ class ChatDeps:
     parse_update: Callable[[dict[str, Any]], Inbound | None]
     bot: BotInfo
     audio: AudioPreparer
-    max_file_bytes: int = 20 * 1024 * 1024
     # A note still unanswered after this long gets a 👀 reaction, so the user
     # knows it arrived; a faster answer is its own acknowledgement.
     ack_delay: float = 0.5

@@ -112,7 +112,7 @@ class NotesPart(ChatCore):
         )
         self._notes[event.message_id] = task
         size = event.audio.file_size
-        if size is not None and size > self._deps.max_file_bytes:
+        if size is not None and size > self._deps.audio.max_bytes:
             self._fail(task, "too_big")
             return
         self._after(self._deps.ack_delay, Tick("ack", event.message_id))
